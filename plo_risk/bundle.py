@@ -1,0 +1,380 @@
+"""Model bundles: a folder that loads without executing code.
+
+A bundle holds one fitted :class:`~plo_risk.models.PlattCalibratedClassifier`:
+
+``manifest.json``
+    Format, library versions, the catalog's sha256, the training-data fingerprint,
+    metrics, thresholds, the Platt calibration, and the sha256 of every other file.
+    It is written as canonical JSON and carries its own hash, so any changed byte
+    is noticed.
+``features.json``
+    The fitted feature pipeline as plain JSON (:func:`plo_risk.features.pipeline_to_dict`).
+``model.json``
+    The xgboost booster in xgboost's own JSON format (the champion), or
+``rule.json``
+    the clinical rule's threshold and group rates, or
+``model.skops``
+    the scikit-learn comparators' remaining steps in skops format, loaded with an
+    explicit allowlist of scikit-learn types (skops rebuilds objects from a schema;
+    it never unpickles).
+
+No pickle, joblib or cloudpickle is on any load path. A changed byte, a missing or
+extra file, or a catalog mismatch is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from plo_risk.catalog import Catalog, load_catalog
+
+__all__ = ["BundleError", "BundleInfo", "data_fingerprint", "load_bundle", "save_bundle"]
+
+FORMAT = "plo-risk-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+# The only types a skops file in a bundle may contain (the comparators' steps).
+_SKOPS_TRUSTED = [
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.compose._column_transformer._RemainderColsList",
+    "sklearn.preprocessing._polynomial.SplineTransformer",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+    "HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "scipy.interpolate._bsplines.BSpline",
+    # SplineTransformer's BSpline keeps a reference to its array namespace's
+    # asarray (a function imported by name; skops never calls it while loading).
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    "numpy.dtype",
+    "builtins.slice",
+    "collections.OrderedDict",
+]
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or read; the message names the file or field."""
+
+
+@dataclass
+class BundleInfo:
+    """What a bundle says about its model (the manifest, parsed)."""
+
+    model_name: str
+    model_version: str
+    created: str
+    catalog_sha256: str
+    versions: dict[str, str]
+    training_data: dict[str, Any]
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def data_fingerprint(frame: pd.DataFrame, y: Any | None = None) -> dict[str, Any]:
+    """A fingerprint of training data: sha256 of its rows, size and prevalence.
+
+    Identifies the data a model was trained on without storing any row.
+    """
+    h = hashlib.sha256()
+    h.update(",".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    out: dict[str, Any] = {"n_rows": int(len(frame)), "n_columns": int(frame.shape[1])}
+    if y is not None:
+        y = np.asarray(y)
+        h.update(y.astype(np.int64).tobytes())
+        out["prevalence"] = float(y.mean()) if len(y) else None
+    out["sha256"] = h.hexdigest()
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("plo-risk", "xgboost-cpu", "scikit-learn", "numpy", "pandas",
+                 "skops"):
+        try:
+            out[dist] = version(dist)
+        except Exception:  # noqa: BLE001 - a missing distribution is just not listed
+            pass
+    return out
+
+
+def _canonical(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def save_bundle(
+    model: Any,
+    path: str | Path,
+    *,
+    model_name: str,
+    metrics: Mapping[str, Any] | None = None,
+    training_data: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    catalog: Catalog | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a fitted model as a bundle folder.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        Fitted; its ``estimator_`` is ``Pipeline([("features", ...), ...])``.
+    path : str or Path
+        Folder to create. Written to a temporary sibling first, then renamed.
+    model_name : str
+        Which model of the zoo (``"xgboost"``, ...).
+    metrics, training_data, extra : dict, default=None
+        Plain JSON-able data for the manifest (no row-level data).
+    catalog : Catalog, default=None
+    overwrite : bool, default=False
+        Replace an existing bundle folder.
+
+    Returns
+    -------
+    Path
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from plo_risk import __version__
+    from plo_risk.features import pipeline_to_dict
+    from plo_risk.models import ClinicalRuleClassifier
+
+    check_is_fitted(model)
+    catalog = catalog or load_catalog()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    pipe = model.estimator_
+    if not isinstance(pipe, Pipeline) or pipe.steps[0][0] != "features":
+        raise BundleError("The model's estimator_ must be a Pipeline whose first step "
+                          "is 'features'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (tmp / "features.json").write_bytes(
+            _canonical(pipeline_to_dict(pipe.named_steps["features"])))
+        tail = pipe[1:]
+        final = tail[-1]
+        if type(final).__module__.startswith("xgboost") and len(tail) == 1:
+            kind = "xgboost"
+            final.get_booster().save_model(str(tmp / "model.json"))
+        elif isinstance(final, ClinicalRuleClassifier) and len(tail) == 1:
+            kind = "clinical_rule"
+            (tmp / "rule.json").write_bytes(_canonical({
+                "column": final.column, "threshold": float(final.threshold),
+                "rates": final.rates_, "classes": final.classes_.tolist(),
+            }))
+        else:
+            import skops.io as sio
+
+            kind = "sklearn"
+            sio.dump(tail, tmp / "model.skops")
+        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_name": model_name,
+            "model_kind": kind,
+            "model_version": (extra or {}).get("model_version") or
+            datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {**_versions(), "plo_risk": __version__},
+            "catalog_sha256": catalog.sha256,
+            "feature_names_in": [str(c) for c in getattr(model, "feature_names_in_",
+                                                         [])],
+            "calibration": {
+                "intercept": float(model.intercept_), "slope": float(model.slope_),
+                "prevalence": float(model.prevalence_),
+                "n_train": int(getattr(model, "n_train_", 0)),
+                "cv": int(model.cv),
+                "classes": [_jsonable(c) for c in np.asarray(model.classes_).tolist()],
+            },
+            "thresholds": {k: float(v) for k, v in (model.thresholds or {}).items()},
+            "training_data": dict(training_data or {}),
+            "metrics": _jsonable(dict(metrics or {})),
+            "extra": _jsonable({k: v for k, v in (extra or {}).items()
+                                if k != "model_version"}),
+            "files": files,
+        }
+        manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
+        (tmp / MANIFEST).write_bytes(_canonical(manifest))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if np.isfinite(x) else None
+    return obj
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a bundle's manifest and files (hashes, no missing, no extra).
+
+    Raises
+    ------
+    BundleError
+        Naming the file that is missing, extra or changed.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a bundle folder (it does not exist or is a "
+                          "file)")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{path}: {MANIFEST} is missing")
+    raw = mpath.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath}: not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{mpath}: format_version={manifest.get('format_version')!r}"
+                          f"; this plo_risk reads version {FORMAT_VERSION}")
+    claimed = manifest.pop("manifest_sha256", None)
+    if claimed != hashlib.sha256(_canonical(manifest)).hexdigest() or raw != _canonical(
+            {**manifest, "manifest_sha256": claimed}):
+        raise BundleError(f"{mpath}: manifest.json was modified (its hash does not "
+                          "match its content)")
+    files = manifest.get("files") or {}
+    present = {p.name for p in path.iterdir()} - {MANIFEST}
+    for name in sorted(set(files) - present):
+        raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
+    for name in sorted(present - set(files)):
+        raise BundleError(f"{path}: {name} is not part of the bundle (not in "
+                          "manifest.json); remove it")
+    for name, digest in sorted(files.items()):
+        if _sha256(path / name) != digest:
+            raise BundleError(f"{path / name}: {name} was modified (sha256 does not "
+                              "match manifest.json)")
+    return manifest
+
+
+def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
+    """Load a bundle folder into a fitted model, without executing code.
+
+    Parameters
+    ----------
+    path : str or Path
+    catalog : Catalog, default=None
+        Must be the catalog the model was trained with (checked by hash).
+
+    Returns
+    -------
+    (PlattCalibratedClassifier, BundleInfo)
+
+    Raises
+    ------
+    BundleError
+        A missing, extra or changed file, or a catalog mismatch, named.
+    """
+    from plo_risk.features import pipeline_from_dict
+    from plo_risk.models import ClinicalRuleClassifier, PlattCalibratedClassifier
+
+    path = Path(path)
+    catalog = catalog or load_catalog()
+    manifest = read_manifest(path)
+    if manifest["catalog_sha256"] != catalog.sha256:
+        raise BundleError(
+            f"{path}: the model was trained with another feature catalog "
+            f"(catalog sha256 {manifest['catalog_sha256'][:12]}..., this catalog "
+            f"{catalog.sha256[:12]}... at {catalog.path}); retrain it or load it "
+            "with the catalog it was trained with"
+        )
+    try:
+        features = pipeline_from_dict(json.loads((path / "features.json").read_bytes()),
+                                      catalog)
+    except ValueError as exc:
+        raise BundleError(f"{path / 'features.json'}: {exc}") from None
+    kind = manifest["model_kind"]
+    if kind == "xgboost":
+        from xgboost import XGBClassifier
+
+        final = XGBClassifier()
+        try:
+            final.load_model(str(path / "model.json"))
+        except Exception as exc:  # noqa: BLE001 - xgboost raises its own error types
+            raise BundleError(f"{path / 'model.json'}: cannot be read by xgboost "
+                              f"({exc})") from None
+        tail = [("model", final)]
+    elif kind == "clinical_rule":
+        rule = json.loads((path / "rule.json").read_bytes())
+        final = ClinicalRuleClassifier(column=rule["column"], threshold=rule["threshold"])
+        final.rates_ = {k: float(v) for k, v in rule["rates"].items()}
+        final.classes_ = np.asarray(rule["classes"])
+        tail = [("model", final)]
+    elif kind == "sklearn":
+        import skops.io as sio
+
+        file = path / "model.skops"
+        untrusted = set(sio.get_untrusted_types(file=file)) - set(_SKOPS_TRUSTED)
+        if untrusted:
+            raise BundleError(f"{file}: contains types outside the allowlist "
+                              f"{sorted(untrusted)}; refusing to load it")
+        tail = sio.load(file, trusted=sorted(set(sio.get_untrusted_types(file=file))))
+        tail = list(tail.steps)
+    else:
+        raise BundleError(f"{path / MANIFEST}: unknown model_kind {kind!r}")
+    pipe = Pipeline([("features", features), *tail])
+    cal = manifest["calibration"]
+    model = PlattCalibratedClassifier(estimator=pipe, cv=cal["cv"],
+                                      thresholds=manifest["thresholds"] or None)
+    model.estimator_ = pipe
+    model.intercept_ = float(cal["intercept"])
+    model.slope_ = float(cal["slope"])
+    model.prevalence_ = float(cal["prevalence"])
+    model.n_train_ = int(cal["n_train"])
+    model.classes_ = np.asarray(cal.get("classes", [0, 1]))
+    names = manifest.get("feature_names_in") or []
+    if names:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+        model.n_features_in_ = len(names)
+    info = BundleInfo(
+        model_name=manifest["model_name"], model_version=manifest["model_version"],
+        created=manifest["created"], catalog_sha256=manifest["catalog_sha256"],
+        versions=manifest["versions"], training_data=manifest["training_data"],
+        metrics=manifest["metrics"], thresholds=manifest["thresholds"],
+        extra=manifest.get("extra") or {},
+    )
+    return model, info

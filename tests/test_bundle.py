@@ -1,0 +1,121 @@
+"""Bundles: exact round trip, tamper detection, and no pickle on the load path."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from plo_risk.bundle import BundleError, load_bundle, read_manifest, save_bundle
+from plo_risk.catalog import load_catalog
+from plo_risk.models import MODEL_NAMES, make_model
+from plo_risk.schema import validate_frame
+from plo_risk.synthetic import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def data():
+    df = generate_cohort(3000, seed=5, missingness="realistic")
+    valid = validate_frame(df).valid
+    y = valid["fracture"].to_numpy()
+    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
+    return X, y
+
+
+_SMALL = {"xgboost": {"n_estimators": 30}, "hist_gradient_boosting": {"max_iter": 30},
+          "logistic_regression": {}, "clinical_rule": {}}
+
+
+@pytest.fixture(scope="module")
+def bundles(data, tmp_path_factory):
+    X, y = data
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name in MODEL_NAMES:
+        model = make_model(name, params=_SMALL[name], cv=3,
+                           thresholds={"moderate": 0.02, "high": 0.1}).fit(X, y)
+        path = save_bundle(model, root / name, model_name=name,
+                           metrics={"auroc": {"estimate": 0.8}})
+        out[name] = (model, path)
+    return out
+
+
+def _no_pickle(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle was called on the load path")
+
+    for attr in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, attr, refuse)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_round_trip_identical_and_never_unpickles(name, bundles, data, monkeypatch):
+    X, _ = data
+    model, path = bundles[name]
+    _no_pickle(monkeypatch)
+    loaded, info = load_bundle(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert info.model_name == name and info.thresholds == {"moderate": 0.02,
+                                                            "high": 0.1}
+    assert list(loaded.categorize([0.01, 0.05, 0.5])) == ["low", "moderate", "high"]
+
+
+def _copy(path, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(path, dst)
+    return dst
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_flipped_byte_in_any_file_is_refused(name, bundles, tmp_path):
+    _, path = bundles[name]
+    for file in sorted(p.name for p in path.iterdir()):
+        dst = _copy(path, tmp_path / file)
+        raw = bytearray((dst / file).read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        (dst / file).write_bytes(bytes(raw))
+        with pytest.raises(BundleError, match=file.replace(".", r"\.")):
+            load_bundle(dst)
+
+
+def test_removed_and_extra_files_are_refused(bundles, tmp_path):
+    _, path = bundles["xgboost"]
+    dst = _copy(path, tmp_path / "removed")
+    (dst / "features.json").unlink()
+    with pytest.raises(BundleError, match=r"features\.json is missing"):
+        load_bundle(dst)
+    dst = _copy(path, tmp_path / "extra")
+    (dst / "evil.pkl").write_bytes(b"x")
+    with pytest.raises(BundleError, match=r"evil\.pkl is not part of the bundle"):
+        load_bundle(dst)
+    dst = _copy(path, tmp_path / "nomanifest")
+    (dst / "manifest.json").unlink()
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
+        load_bundle(dst)
+
+
+def test_catalog_change_is_refused(bundles, tmp_path):
+    _, path = bundles["xgboost"]
+    doc = yaml.safe_load(load_catalog().path and open(load_catalog().path).read())
+    doc["fields"][0]["label"] = "Age (changed)"
+    changed = tmp_path / "catalog.yaml"
+    changed.write_text(yaml.safe_dump(doc))
+    with pytest.raises(BundleError, match="another feature catalog"):
+        load_bundle(path, catalog=load_catalog(changed))
+
+
+def test_manifest_lists_versions_hashes_and_fingerprint(bundles):
+    _, path = bundles["xgboost"]
+    manifest = read_manifest(path)
+    assert set(manifest["files"]) == {"features.json", "model.json"}
+    assert manifest["catalog_sha256"] == load_catalog().sha256
+    assert {"xgboost-cpu", "scikit-learn", "python"} <= set(manifest["versions"])
+    assert manifest["calibration"]["slope"] != 0
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="not a bundle folder"):
+        load_bundle(tmp_path / "nothing")
