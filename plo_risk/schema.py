@@ -790,10 +790,12 @@ def _coerce_column(feat: Feature, s: pd.Series) -> tuple[np.ndarray, list]:
 
 def _factorize_by_type(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values of an object array, keeping types apart (True is not 1)."""
-    kinds = pd.Series(raw, dtype=object).map(type).to_numpy()
+    # Compare type identities as integers: comparing an object array with a numpy
+    # scalar type (np.bool_) is not an elementwise comparison.
+    kinds = np.fromiter((id(type(v)) for v in raw), dtype=np.int64, count=len(raw))
     inverse = np.empty(len(raw), dtype=np.int64)
     uniques: list[Any] = []
-    for kind in pd.unique(kinds):
+    for kind in np.unique(kinds):
         at = np.flatnonzero(kinds == kind)
         codes, values = pd.factorize(raw[at], use_na_sentinel=False)
         inverse[at] = codes + len(uniques)

@@ -232,6 +232,22 @@ def test_frame_rejects_bad_rows_with_reasons_and_keeps_the_rest():
     assert res.valid.columns[0] == "patient_id"
 
 
+def test_object_columns_of_numpy_scalars_and_pd_na():
+    # What MLflow's schema enforcement hands over: object columns of numpy scalars.
+    df = pd.DataFrame({
+        "age_years": pd.Series([np.float64(31), np.int64(29), pd.NA], dtype=object),
+        "parity": pd.Series([np.int64(1), np.float64(2.0), 1], dtype=object),
+        "months_postpartum": [2, 3, 4],
+        "smoking": pd.Series([pd.NA, np.False_, np.True_], dtype=object),
+    })
+    res = validate_frame(df)
+    assert list(res.valid.index) == [0, 1]
+    assert res.valid["smoking"].isna().tolist() == [True, False]
+    assert res.valid.loc[1, "smoking"] == 0.0
+    assert list(res.rejects["message"]) == ["age_years=missing: is required (Age at "
+                                            "assessment)"]
+
+
 def test_frame_output_dtypes():
     df = pd.DataFrame([{**BASE, "smoking": "yes", "ancestry": "african"}])
     valid = validate_frame(df).valid
