@@ -5,7 +5,10 @@ The public API is what ``__all__`` lists; everything else is private.
 """
 
 from plo_risk.catalog import Catalog, Feature, load_catalog
+from plo_risk.models import make_model, recalibrate
 from plo_risk.schema import ValidatedFrame, ValidationError, validate_frame, validate_record
+from plo_risk.synthetic import generate_cohort
+from plo_risk.training import compare, load_experiment, train
 
 __version__ = "0.1.0"
 
@@ -15,7 +18,13 @@ __all__ = [
     "ValidatedFrame",
     "ValidationError",
     "__version__",
+    "compare",
+    "generate_cohort",
     "load_catalog",
+    "load_experiment",
+    "make_model",
+    "recalibrate",
+    "train",
     "validate_frame",
     "validate_record",
 ]

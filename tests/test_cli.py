@@ -1,0 +1,102 @@
+"""The plo-risk command line: verbs, help, outputs and error messages."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from plo_risk.catalog import catalog_markdown
+from plo_risk.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_only_implemented_verbs():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for verb in ("catalog", "generate", "train", "compare", "demo"):
+        assert verb in result.output
+    # Verbs of later issues must not exist before they work.
+    for verb in ("score", "assess", "report", "ingest"):
+        assert f" {verb} " not in result.output
+
+
+@pytest.mark.parametrize("verb", ["catalog", "generate", "train", "compare", "demo"])
+def test_every_verb_is_documented(verb):
+    result = runner.invoke(app, [verb, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output.strip().splitlines()) > 3
+
+
+def test_catalog_markdown_matches_generator():
+    result = runner.invoke(app, ["catalog", "--markdown"])
+    assert result.exit_code == 0
+    assert result.output == catalog_markdown()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_generate_writes_file_by_extension(tmp_path, suffix):
+    out = tmp_path / f"cohort{suffix}"
+    result = runner.invoke(app, ["generate", "--n", "300", "--seed", "1",
+                                 "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    assert len(df) == 300
+    assert {"patient_id", "fracture", "true_risk"} <= set(df.columns)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [(["--out", "cohort.txt"], "must end in .csv or .parquet"),
+     (["--out", "c.csv", "--setting", "hospital"], "setting"),
+     (["--out", "c.csv", "--n", "-5"], "'n'")],
+    ids=["bad-extension", "bad-setting", "negative-n"],
+)
+def test_generate_bad_arguments_are_clear(tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", *args, "--quiet"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert match in result.output
+
+
+def test_compare_prints_leaderboard_and_where_runs_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "name: small\nseed: 1\n"
+        "data:\n  train: {source: synthetic, n: 2000, seed: 1}\n"
+        "  test: {source: synthetic, n: 2000, seed: 2}\n"
+        "models:\n  - {name: xgboost, params: {n_estimators: 30}}\n"
+        "  - {name: clinical_rule}\n"
+        "cv: {folds: 3}\nevaluation: {n_boot: 20}\n")
+    result = runner.invoke(app, ["compare", "--config", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "xgboost" in result.output and "clinical_rule" in result.output
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.output.replace("\n", "")
+    assert (tmp_path / "mlflow.db").is_file()
+
+
+def test_train_bad_config_is_a_clear_error(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("name: x\nmodles: []\n")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown keys 'modles'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_demo_writes_what_it_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out-dir", str(out), "--n", "2000",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in ("cohort.parquet", "rejects.csv", "mlflow.db"):
+        assert (out / name).is_file()
+    text = result.output
+    assert str(out / "cohort.parquet") in text and str(out / "rejects.csv") in text
+    assert "models:/plo-risk@champion" in text
