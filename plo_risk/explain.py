@@ -1,0 +1,775 @@
+"""Explanations: additive contributions in calibrated log-odds, per input field.
+
+:func:`contributions` splits each patient's calibrated log-odds of fracture
+(``model.decision_function(X)``, the logit of the risk) into a base value and one
+contribution per model-matrix column or per catalog field, so that::
+
+    base + contributions.sum(axis=1) == decision_function(X)
+
+up to floating-point rounding (< 1e-5). Every model of :mod:`plo_risk.models` is a
+:class:`~plo_risk.models.PlattCalibratedClassifier` whose calibrated log-odds are
+``intercept_ + slope_ * margin``, so contributions to the margin times ``slope_``
+are contributions to the calibrated log-odds, and the base is
+``intercept_ + slope_ * (base of the margin)``. The margin is decomposed
+
+``xgboost``
+    by exact TreeSHAP: ``Booster.predict(..., pred_contribs=True)`` (path-dependent
+    TreeSHAP, the same values as ``shap.TreeExplainer(booster)``); the base is the
+    bias column. xgboost computes in float32; we continue in float64 and fold
+    its rounding (about 1e-5) into the base, so the sum is exact.
+``hist_gradient_boosting``
+    by ``shap.TreeExplainer`` (exact path-dependent TreeSHAP); the base is its
+    expected value.
+``logistic_regression``
+    exactly, as it is linear in its standardized design: column ``j`` contributes
+    ``coef_j * x_j``, i.e. ``coef_j * (value_j - training mean_j) / scale_j``; the
+    base is the model's intercept, the log-odds of a patient at the training mean.
+``clinical_rule``
+    relative to the rule's ``"unknown"`` group (no Z-score): the base is that
+    group's log-odds and the whole difference to the row's group goes to the
+    rule's column (``lowest_z``). A patient without DXA has all contributions 0.
+
+Grouping to fields (``by="field"``, the default) sums the columns back to the
+catalog fields a clinician typed, through
+:func:`plo_risk.features.feature_sources`:
+
+- a column from one field (the field itself, its one-hot columns
+  ``ancestry=<category>``, spline columns, ``<field>_missing`` indicators) goes
+  wholly to that field;
+- a row-minimum column (:class:`~plo_risk.features.RowMin`: ``lowest_z``,
+  ``lowest_t``, with their spline columns in the logistic model) goes, in each
+  row, wholly to the field that attains the minimum (the first such field on a
+  tie); in a row where every source is missing (no DXA) it is split equally among
+  the sources, as no site is "the lowest" (a missing value is not a zero
+  contribution in trees, nor once imputed);
+- any other column computed from several fields (``lactation_x_parity``,
+  ``cumulative_lactation_months``, ``turnover_uncoupling``, the ``_missing``
+  indicator of ``lowest_z``) is split equally among its source fields.
+
+Each column's contribution is shared out in full (weights summing to 1), so the
+grouped contributions stay exactly additive. Every field read by the model is a
+column of the result, in catalog order, with zeros where nothing is attributed.
+
+:func:`global_importance`, :func:`explain_cohort`, :func:`plot_beeswarm` and
+:func:`plot_waterfall` build on :func:`contributions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from numbers import Integral
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import logit as _logit
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted
+
+from plo_risk.catalog import Catalog, load_catalog
+from plo_risk.features import CatalogEncoder, RowMin, feature_sources
+from plo_risk.models import ClinicalRuleClassifier, PlattCalibratedClassifier, margin
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Explanation",
+    "contributions",
+    "explain_cohort",
+    "global_importance",
+    "plot_beeswarm",
+    "plot_waterfall",
+]
+
+# Largest |decision_function - (base + sum)| accepted before the rounding residual
+# is folded into the base; more means the decomposition does not describe the
+# model (a bug or an unsupported library version), which must not pass silently.
+_ADDITIVITY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Additive contributions to the calibrated log-odds of each row.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame of shape (n_samples, n_columns)
+        Contributions in calibrated log-odds, one column per catalog field
+        (``by="field"``) or model-matrix column (``by="column"``), indexed like X.
+    base : numpy.ndarray of shape (n_samples,)
+        Calibrated log-odds of the base value (the same in every row, up to the
+        float32 rounding of xgboost, which is folded into it).
+    by : {"field", "column"}
+        How the columns of ``values`` are defined.
+    """
+
+    values: pd.DataFrame
+    base: np.ndarray
+    by: str = "field"
+
+    @property
+    def logit(self) -> np.ndarray:
+        """``base + values.sum(axis=1)``: the calibrated log-odds (logit of risk)."""
+        return self.base + self.values.to_numpy().sum(axis=1)
+
+
+# --------------------------------------------------------------------------------
+# Decomposition of the margin, per model kind
+
+
+def _tree_shap_xgboost(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    from xgboost import DMatrix
+
+    booster = clf.get_booster()
+    raw = booster.predict(DMatrix(Xt, missing=np.nan), pred_contribs=True)
+    raw = np.asarray(raw, dtype=np.float64)
+    return raw[:, :-1], raw[:, -1]
+
+
+def _tree_shap_hgb(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    import shap
+
+    if any(
+        p.nodes["is_categorical"].any()
+        for predictors in clf._predictors
+        for p in predictors
+    ):
+        raise ValueError(
+            "contributions: this HistGradientBoostingClassifier has categorical "
+            "splits, which shap.TreeExplainer cannot explain; fit it without "
+            "categorical_features (the feature pipeline one-hot encodes categories)"
+        )
+    explainer = shap.TreeExplainer(clf)
+    values = np.asarray(
+        explainer.shap_values(Xt.to_numpy(dtype=np.float64)), dtype=np.float64
+    )
+    if values.ndim != 2:
+        raise ValueError(
+            "contributions: shap.TreeExplainer returned contributions of shape "
+            f"{values.shape} for a HistGradientBoostingClassifier; a binary "
+            "classifier with one margin is expected"
+        )
+    expected = float(np.ravel(explainer.expected_value)[0])
+    return values, np.full(len(Xt), expected)
+
+
+def _linear(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    coef = np.asarray(clf.coef_, dtype=np.float64)
+    if coef.shape[0] != 1:
+        raise ValueError(
+            f"contributions: {type(clf).__name__} has {coef.shape[0]} rows of "
+            "coefficients; a binary classifier with one margin is expected"
+        )
+    values = Xt.to_numpy(dtype=np.float64) * coef[0]
+    base = float(np.ravel(clf.intercept_)[0])
+    return values, np.full(len(Xt), base)
+
+
+def _rule(
+    clf: ClinicalRuleClassifier, Xt: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    check_is_fitted(clf)
+    column = clf.column
+    if column is None:
+        column = 0
+    position = column if isinstance(column, Integral) else Xt.columns.get_loc(column)
+    base = float(_logit(clf.rates_["unknown"]))
+    values = np.zeros(Xt.shape, dtype=np.float64)
+    values[:, position] = clf.decision_function(Xt) - base
+    return values, np.full(len(Xt), base)
+
+
+def _decompose(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Contributions to the margin of ``clf`` on its input ``Xt``, and the base."""
+    module = type(clf).__module__
+    if module.startswith("xgboost"):
+        return _tree_shap_xgboost(clf, Xt)
+    if type(clf).__name__ == "HistGradientBoostingClassifier":
+        return _tree_shap_hgb(clf, Xt)
+    if isinstance(clf, ClinicalRuleClassifier):
+        return _rule(clf, Xt)
+    if hasattr(clf, "coef_") and hasattr(clf, "intercept_"):
+        return _linear(clf, Xt)
+    raise ValueError(
+        f"contributions cannot explain a {type(clf).__name__}; it explains the "
+        "models of plo_risk.models.make_model: xgboost, hist_gradient_boosting, "
+        "logistic_regression and clinical_rule"
+    )
+
+
+# --------------------------------------------------------------------------------
+# From model-matrix columns back to fields
+
+
+def _leaves(est: Any) -> list[Any]:
+    if isinstance(est, Pipeline):
+        return [leaf for _, step in est.steps for leaf in _leaves(step)]
+    if est is None or (isinstance(est, str) and est == "passthrough"):
+        return []
+    return [est]
+
+
+def _output_inputs(step: Any) -> dict[str, list[str]]:
+    """Output column -> the input columns it is computed from, for one step."""
+    names_in = [str(n) for n in step.feature_names_in_]
+    names_out = [str(n) for n in step.get_feature_names_out()]
+    if not isinstance(step, ColumnTransformer):
+        if len(names_out) == len(names_in):  # column-wise (e.g. StandardScaler)
+            return {o: [i] for o, i in zip(names_out, names_in, strict=True)}
+        raise ValueError(
+            f"contributions cannot map the {len(names_out)} output columns of "
+            f"{type(step).__name__} to its {len(names_in)} input columns"
+        )
+    result: dict[str, list[str]] = {}
+    for name, transformer, columns in step.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        cols = [
+            names_in[c] if isinstance(c, Integral) else str(c)
+            for c in np.atleast_1d(np.asarray(columns, dtype=object))
+        ]
+        outputs = names_out[step.output_indices_[name]]
+        if isinstance(transformer, str) and transformer == "passthrough":
+            result.update({o: [c] for o, c in zip(outputs, cols, strict=True)})
+            continue
+        for out in outputs:
+            if len(cols) == 1:
+                result[out] = cols
+            elif out in cols:
+                result[out] = [out]
+            else:  # e.g. SplineTransformer: "<input>_sp_<k>"; else all inputs
+                prefixes = [c for c in cols if out.startswith(f"{c}_")]
+                result[out] = [max(prefixes, key=len)] if prefixes else cols
+    return result
+
+
+def _share_matrix(
+    rows: list[str],
+    cols: list[str],
+    sources: dict[str, list[str]],
+    skip: Collection[str] = (),
+) -> np.ndarray:
+    """Matrix (len(rows), len(cols)) sharing each row equally among its sources.
+
+    Rows in ``skip`` are left at zero (attributed elsewhere).
+    """
+    position = {c: j for j, c in enumerate(cols)}
+    out = np.zeros((len(rows), len(cols)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if row in skip:
+            continue
+        srcs = sources.get(row, [])
+        if not srcs:
+            raise ValueError(
+                f"contributions: the model column {row!r} has no source field, so "
+                "its contribution could not be attributed"
+            )
+        for s in srcs:
+            out[i, position[s]] += 1.0 / len(srcs)
+    return out
+
+
+@dataclass
+class _Trace:
+    """What one pass of X through the model's transformers leaves behind."""
+
+    design: pd.DataFrame  # input of the final classifier (model matrix)
+    features: pd.DataFrame  # output of the feature pipeline
+    rowmin_inputs: dict[str, tuple[RowMin, pd.DataFrame, list[Any]]]
+
+
+def _trace(estimator: Pipeline, X: pd.DataFrame) -> _Trace:
+    features_pipe = estimator[0]
+    leaves = _leaves(features_pipe)
+    Z = X
+    taps: dict[str, tuple[RowMin, pd.DataFrame, list[Any]]] = {}
+    for k, leaf in enumerate(leaves):
+        if isinstance(leaf, RowMin):
+            taps[leaf.name] = (leaf, Z, leaves[:k])
+        Z = _as_frame(leaf.transform(Z), leaf, X.index)
+    features = Z
+    for leaf in _middle_leaves(estimator):
+        Z = _as_frame(leaf.transform(Z), leaf, X.index)
+    return _Trace(design=Z, features=features, rowmin_inputs=taps)
+
+
+def _middle_leaves(estimator: Pipeline) -> list[Any]:
+    """The transformers between the feature pipeline and the classifier."""
+    return [leaf for _, step in estimator.steps[1:-1] for leaf in _leaves(step)]
+
+
+def _as_frame(Z: Any, leaf: Any, index: pd.Index) -> pd.DataFrame:
+    # A step rebuilt without set_output gives an array; the names are needed.
+    if isinstance(Z, pd.DataFrame):
+        return Z
+    names = [str(n) for n in leaf.get_feature_names_out()]
+    return pd.DataFrame(Z, columns=names, index=index)
+
+
+def _group(
+    values: np.ndarray, trace: _Trace, estimator: Pipeline
+) -> tuple[np.ndarray, list[str]]:
+    """Sum column contributions (n, design columns) back to catalog fields."""
+    features_pipe = estimator[0]
+    encoder = _leaves(features_pipe)[0]
+    fields = [str(n) for n in encoder.feature_names_in_]
+    feature_cols = [str(c) for c in trace.features.columns]
+
+    # Design columns -> feature-pipeline columns, through the steps in between.
+    share = None
+    for leaf in _middle_leaves(estimator):
+        m = _share_matrix(
+            [str(n) for n in leaf.get_feature_names_out()],
+            [str(n) for n in leaf.feature_names_in_],
+            _output_inputs(leaf),
+        )
+        share = m if share is None else m @ share
+    by_feature = values if share is None else values @ share
+
+    # Feature-pipeline columns -> fields: equal shares, except row minima.
+    rowmins = [c for c in feature_cols if c in trace.rowmin_inputs]
+    static = _share_matrix(
+        feature_cols, fields, feature_sources(features_pipe), skip=rowmins
+    )
+    out = by_feature @ static
+
+    for c in rowmins:
+        leaf, Z, before = trace.rowmin_inputs[c]
+        contrib = by_feature[:, feature_cols.index(c)]
+        names_in = [str(n) for n in leaf.feature_names_in_]
+        inputs = [names_in[j] for j in leaf.columns_]
+        if before:
+            upstream = feature_sources(
+                Pipeline([(str(i), s) for i, s in enumerate(before)])
+            )
+        else:
+            upstream = {n: [n] for n in names_in}
+        vals = np.asarray(Z, dtype=np.float64)[:, leaf.columns_]
+        missing = np.isnan(vals)
+        winner = np.argmin(np.where(missing, np.inf, vals), axis=1)
+        pick = np.zeros_like(vals)
+        pick[np.arange(len(vals)), winner] = 1.0
+        none = missing.all(axis=1)
+        pick[none] = 1.0 / vals.shape[1]
+        out += (pick * contrib[:, None]) @ _share_matrix(inputs, fields, upstream)
+    return out, fields
+
+
+# --------------------------------------------------------------------------------
+# Public API
+
+
+def _check(model: Any, X: Any) -> Pipeline:
+    if not isinstance(model, PlattCalibratedClassifier):
+        raise TypeError(
+            "contributions explains a plo_risk model (a PlattCalibratedClassifier "
+            f"from plo_risk.models.make_model); got {type(model).__name__}"
+        )
+    check_is_fitted(model)
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            "contributions reads the canonical frame by column name: X must be a "
+            f"pandas DataFrame (the output of plo_risk.validate_frame); got "
+            f"{type(X).__name__}"
+        )
+    estimator = model.estimator_
+    if (
+        not isinstance(estimator, Pipeline)
+        or len(estimator) < 2
+        or not isinstance(estimator[0], Pipeline)
+        or not isinstance(_leaves(estimator[0])[0], CatalogEncoder)
+    ):
+        raise ValueError(
+            "contributions needs a model whose estimator_ is Pipeline([('features', "
+            "<feature pipeline of plo_risk.features.build_pipeline>), ..., "
+            "('model', <classifier>)]), as plo_risk.models.make_model builds"
+        )
+    return estimator
+
+
+@validate_params(
+    {
+        "model": "no_validation",
+        "X": "no_validation",
+        "by": [StrOptions({"field", "column"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def contributions(
+    model: PlattCalibratedClassifier, X: pd.DataFrame, *, by: str = "field"
+) -> Explanation:
+    """Additive contributions of each field (or column) to the calibrated log-odds.
+
+    See the module docstring for the method of each model kind and how columns
+    computed from several fields are shared among them.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.models.make_model`.
+    X : pandas.DataFrame of shape (n_samples, n_fields)
+        The canonical frame (``validate_frame(...).valid``); columns that are not
+        catalog fields (``patient_id``, ``fracture``) are ignored.
+    by : {"field", "column"}, default="field"
+        ``"field"``: one column per catalog field read by the model, in catalog
+        order. ``"column"``: one column per model-matrix column (one-hot,
+        engineered, spline and indicator columns as the classifier sees them).
+
+    Returns
+    -------
+    Explanation
+        ``values`` (DataFrame indexed like X) and ``base``, with
+        ``base + values.sum(axis=1) == model.decision_function(X)`` (< 1e-5).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted (a ValueError).
+    ValueError
+        If X lacks a catalog field (the feature pipeline's message names it) or
+        the model's classifier is not one this module can explain.
+    TypeError
+        If ``model`` is not a :class:`~plo_risk.models.PlattCalibratedClassifier`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from plo_risk.explain import contributions
+    >>> from plo_risk.models import make_model
+    >>> from plo_risk.schema import validate_frame
+    >>> from plo_risk.synthetic import generate_cohort
+    >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
+    >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
+    >>> model = model.fit(cohort, cohort["fracture"].astype(int))
+    >>> expl = contributions(model, cohort.head(5))
+    >>> expl.values.columns[:3].tolist()
+    ['age_years', 'ancestry', 'parity']
+    >>> bool(np.allclose(expl.logit, model.decision_function(cohort.head(5))))
+    True
+    """
+    estimator = _check(model, X)
+    trace = _trace(estimator, X)
+    clf = estimator[-1]
+    values, base = _decompose(clf, trace.design)
+    slope, intercept = float(model.slope_), float(model.intercept_)
+    values = values * slope
+    base = intercept + slope * base
+    # The same float operations as model.decision_function(X).
+    expected = intercept + slope * margin(clf, trace.design)
+    residual = expected - (base + values.sum(axis=1))
+    worst = float(np.max(np.abs(residual), initial=0.0))
+    if not worst <= _ADDITIVITY_TOLERANCE:
+        raise RuntimeError(
+            f"contributions of {type(clf).__name__} miss its log-odds by up to "
+            f"{worst:.3g} (more than {_ADDITIVITY_TOLERANCE}); the explainer and "
+            "the model disagree, please report this with your library versions"
+        )
+    base = base + residual  # float32 rounding of xgboost, <= ~1e-5
+    if by == "column":
+        columns = [str(c) for c in trace.design.columns]
+    else:
+        values, columns = _group(values, trace, estimator)
+    return Explanation(
+        values=pd.DataFrame(values, index=X.index, columns=columns),
+        base=base,
+        by=by,
+    )
+
+
+@validate_params(
+    {
+        "model": "no_validation",
+        "X": "no_validation",
+        "by": [StrOptions({"field", "column"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def global_importance(
+    model: PlattCalibratedClassifier, X: pd.DataFrame, *, by: str = "field"
+) -> pd.Series:
+    """Mean absolute contribution of each field over the rows of X.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.models.make_model`.
+    X : pandas.DataFrame
+        The canonical frame.
+    by : {"field", "column"}, default="field"
+        As in :func:`contributions`.
+
+    Returns
+    -------
+    pandas.Series
+        Mean |contribution| in calibrated log-odds, indexed by field, largest
+        first (ties in catalog order).
+
+    Examples
+    --------
+    >>> from plo_risk.explain import global_importance
+    >>> from plo_risk.models import make_model
+    >>> from plo_risk.schema import validate_frame
+    >>> from plo_risk.synthetic import generate_cohort
+    >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
+    >>> model = make_model("clinical_rule", cv=2)
+    >>> model = model.fit(cohort, cohort["fracture"].astype(int))
+    >>> importance = global_importance(model, cohort)
+    >>> importance.index[0].startswith("z_")
+    True
+    >>> float(importance["age_years"])
+    0.0
+    """
+    values = contributions(model, X, by=by).values
+    importance = values.abs().mean(axis=0)
+    importance.name = "mean_abs_contribution"
+    return importance.sort_values(ascending=False, kind="stable")
+
+
+@validate_params(
+    {
+        "model": "no_validation",
+        "frame": "no_validation",
+        "top_k": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def explain_cohort(
+    model: PlattCalibratedClassifier, frame: pd.DataFrame, *, top_k: int = 3
+) -> pd.DataFrame:
+    """The ``top_k`` fields that move each patient's risk most, with their share.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.models.make_model`.
+    frame : pandas.DataFrame
+        The canonical frame (it is not validated again).
+    top_k : int, default=3
+        Number of fields per row (at most the number of fields).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``frame``, with columns ``factor_1, contribution_1, ...,
+        factor_k, contribution_k``: field names by decreasing |contribution|
+        (calibrated log-odds; ties in catalog order). Where fewer than ``k``
+        fields contribute, the remaining factors are None with contribution 0.
+
+    Examples
+    --------
+    >>> from plo_risk.explain import explain_cohort
+    >>> from plo_risk.models import make_model
+    >>> from plo_risk.schema import validate_frame
+    >>> from plo_risk.synthetic import generate_cohort
+    >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
+    >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
+    >>> model = model.fit(cohort, cohort["fracture"].astype(int))
+    >>> explain_cohort(model, cohort.head(3), top_k=2).columns.tolist()
+    ['factor_1', 'contribution_1', 'factor_2', 'contribution_2']
+    """
+    values = contributions(model, frame, by="field").values
+    A = values.to_numpy()
+    names = np.asarray(values.columns, dtype=object)
+    if top_k > A.shape[1]:
+        raise ValueError(
+            f"The 'top_k' parameter of explain_cohort must be at most the number of "
+            f"fields ({A.shape[1]}). Got {top_k} instead."
+        )
+    order = np.argsort(-np.abs(A), axis=1, kind="stable")[:, :top_k]
+    top = np.take_along_axis(A, order, axis=1)
+    factors = names[order]
+    factors[top == 0.0] = None
+    out: dict[str, Any] = {}
+    for k in range(top_k):
+        # object dtype: the same None for "no factor" under pandas 2 and 3.
+        out[f"factor_{k + 1}"] = pd.Series(
+            factors[:, k], index=values.index, dtype=object
+        )
+        out[f"contribution_{k + 1}"] = pd.Series(top[:, k], index=values.index)
+    return pd.DataFrame(out, index=values.index)
+
+
+# --------------------------------------------------------------------------------
+# Plots
+
+
+def _labels(fields: list[str], catalog: Catalog | None) -> list[str]:
+    cat = catalog if catalog is not None else load_catalog()
+    return [cat[f].label if f in cat else f for f in fields]
+
+
+def _field_numbers(X: pd.DataFrame, fields: list[str]) -> np.ndarray:
+    """Field values as numbers for colouring (categories as their codes)."""
+    out = np.full((len(X), len(fields)), np.nan)
+    for j, f in enumerate(fields):
+        s = X[f]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy().astype(np.float64)
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+    return out
+
+
+@validate_params(
+    {
+        "model": "no_validation",
+        "X": "no_validation",
+        "max_display": [Interval(Integral, 1, None, closed="left")],
+        "catalog": [Catalog, None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def plot_beeswarm(
+    model: PlattCalibratedClassifier,
+    X: pd.DataFrame,
+    *,
+    max_display: int = 15,
+    catalog: Catalog | None = None,
+) -> Figure:
+    """Beeswarm of the field contributions over the rows of X (``shap`` plot).
+
+    Each dot is a patient; its position is the field's contribution to the
+    calibrated log-odds, its colour the field's value (categories by their code).
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.models.make_model`.
+    X : pandas.DataFrame
+        The canonical frame.
+    max_display : int, default=15
+        Fields shown; the others are summed into one row.
+    catalog : Catalog, default=None
+        Source of the field labels (default: the shipped catalog).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not shown nor saved; close it with ``matplotlib.pyplot.close(fig)``.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from plo_risk.explain import plot_beeswarm
+    >>> from plo_risk.models import make_model
+    >>> from plo_risk.schema import validate_frame
+    >>> from plo_risk.synthetic import generate_cohort
+    >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
+    >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
+    >>> model = model.fit(cohort, cohort["fracture"].astype(int))
+    >>> fig = plot_beeswarm(model, cohort, max_display=5)
+    >>> len(fig.axes[0].get_yticklabels())
+    5
+    >>> plt.close(fig)
+    """
+    import matplotlib.pyplot as plt
+    import shap
+
+    expl = contributions(model, X, by="field")
+    fields = list(expl.values.columns)
+    data = shap.Explanation(
+        values=expl.values.to_numpy(),
+        base_values=expl.base,
+        data=_field_numbers(X, fields),
+        feature_names=_labels(fields, catalog),
+    )
+    fig = plt.figure()
+    shap.plots.beeswarm(data, max_display=max_display, show=False)
+    fig.axes[0].set_xlabel("Contribution to the log-odds of fracture")
+    return fig
+
+
+@validate_params(
+    {
+        "model": "no_validation",
+        "x_row": "no_validation",
+        "max_display": [Interval(Integral, 1, None, closed="left")],
+        "catalog": [Catalog, None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def plot_waterfall(
+    model: PlattCalibratedClassifier,
+    x_row: pd.DataFrame | pd.Series,
+    *,
+    max_display: int = 10,
+    catalog: Catalog | None = None,
+) -> Figure:
+    """Waterfall of one patient's field contributions (``shap`` plot).
+
+    From the base log-odds at the bottom to the patient's calibrated log-odds at
+    the top, each bar is one field, labelled with its value (``missing`` when not
+    given) and its clinical label.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.models.make_model`.
+    x_row : pandas.DataFrame with one row, or pandas.Series
+        One patient of the canonical frame.
+    max_display : int, default=10
+        Fields shown; the others are summed into one bar.
+    catalog : Catalog, default=None
+        Source of the field labels (default: the shipped catalog).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not shown nor saved; close it with ``matplotlib.pyplot.close(fig)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x_row`` has more or fewer than one row.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from plo_risk.explain import plot_waterfall
+    >>> from plo_risk.models import make_model
+    >>> from plo_risk.schema import validate_frame
+    >>> from plo_risk.synthetic import generate_cohort
+    >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
+    >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
+    >>> model = model.fit(cohort, cohort["fracture"].astype(int))
+    >>> fig = plot_waterfall(model, cohort.iloc[[0]], max_display=4)
+    >>> fig.axes[0].get_yticklabels()[0].get_text()
+    '43 other features'
+    >>> plt.close(fig)
+    """
+    import matplotlib.pyplot as plt
+    import shap
+
+    if isinstance(x_row, pd.Series):
+        x_row = x_row.to_frame().T.infer_objects()
+    if not isinstance(x_row, pd.DataFrame) or len(x_row) != 1:
+        shape = getattr(x_row, "shape", None)
+        raise ValueError(
+            "plot_waterfall explains one patient: x_row must be a DataFrame with "
+            f"one row or a Series; got {type(x_row).__name__} of shape {shape}. "
+            "Use plot_beeswarm for several rows"
+        )
+    expl = contributions(model, x_row, by="field")
+    fields = list(expl.values.columns)
+    shown = np.empty(len(fields), dtype=object)
+    for j, f in enumerate(fields):
+        v = x_row[f].iloc[0]
+        shown[j] = (
+            "missing"
+            if pd.isna(v)
+            else (float(v) if isinstance(v, (int, float, np.number)) else str(v))
+        )
+    data = shap.Explanation(
+        values=expl.values.to_numpy()[0],
+        base_values=float(expl.base[0]),
+        data=shown,
+        feature_names=_labels(fields, catalog),
+    )
+    fig = plt.figure()
+    shap.plots.waterfall(data, max_display=max_display, show=False)
+    return fig
