@@ -42,8 +42,10 @@ def main() -> None:
     print(f"sklearn auroc+auprc+brier once: {once:.3f} s")
     print(f"ici once: {t_ici:.3f} s")
     print(f"evaluate with CIs: {full:.2f} s")
-    print(f"ratio evaluate / (sklearn once x (replicates+1)): "
-          f"{full / (once * (args.n_boot + 1)):.2f}")
+    print(
+        f"ratio evaluate / (sklearn once x (replicates+1)): "
+        f"{full / (once * (args.n_boot + 1)):.2f}"
+    )
 
 
 if __name__ == "__main__":

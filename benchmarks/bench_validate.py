@@ -19,7 +19,9 @@ from plo_risk.catalog import load_catalog
 from plo_risk.schema import validate_frame
 
 
-def make_frame(n: int, bad_share: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def make_frame(
+    n: int, bad_share: float, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Random in-range frame with ``bad_share`` of rows given one bad cell."""
     cat = load_catalog()
     rng = np.random.default_rng(seed)
@@ -28,14 +30,16 @@ def make_frame(n: int, bad_share: float, seed: int = 0) -> tuple[pd.DataFrame, n
         if f.derived_from:
             continue
         if f.dtype == "category":
-            data[f.name] = pd.Categorical(rng.choice(f.categories, n),
-                                          categories=f.categories)
+            data[f.name] = pd.Categorical(
+                rng.choice(f.categories, n), categories=f.categories
+            )
         elif f.dtype == "bool":
             data[f.name] = rng.random(n) < 0.2
         elif f.bmd_reference:
             mean, sd = f.bmd_reference
-            data[f.name] = np.round(np.clip(rng.normal(mean, sd, n), mean - 4 * sd,
-                                            mean + 4 * sd), 3)
+            data[f.name] = np.round(
+                np.clip(rng.normal(mean, sd, n), mean - 4 * sd, mean + 4 * sd), 3
+            )
         else:
             lo, hi = f.range
             v = rng.uniform(lo, hi, n)

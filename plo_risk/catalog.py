@@ -41,10 +41,23 @@ GROUPS = (
 )
 DTYPES = ("float", "int", "bool", "category")
 DIRECTIONS = ("increases", "decreases", "none")
-_REQUIRED_KEYS = ("name", "group", "dtype", "missing", "label", "modifiable",
-                  "direction", "reference")
+_REQUIRED_KEYS = (
+    "name",
+    "group",
+    "dtype",
+    "missing",
+    "label",
+    "modifiable",
+    "direction",
+    "reference",
+)
 _KNOWN_KEYS = set(_REQUIRED_KEYS) | {
-    "unit", "alt_units", "range", "categories", "bmd_reference", "derived_from",
+    "unit",
+    "alt_units",
+    "range",
+    "categories",
+    "bmd_reference",
+    "derived_from",
     "score",
 }
 
@@ -272,8 +285,11 @@ def _parse_feature(entry: Any, where: str) -> Feature:
         raise CatalogError(f"{where}: unknown keys {unknown}")
     if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
         raise CatalogError(f"{where}: name must be a snake_case identifier")
-    for key, allowed in (("group", GROUPS), ("dtype", DTYPES),
-                         ("direction", DIRECTIONS)):
+    for key, allowed in (
+        ("group", GROUPS),
+        ("dtype", DTYPES),
+        ("direction", DIRECTIONS),
+    ):
         if entry[key] not in allowed:
             raise CatalogError(
                 f"{where}: {key}={entry[key]!r}: must be one of {', '.join(allowed)}"
@@ -300,8 +316,14 @@ def _parse_feature(entry: Any, where: str) -> Feature:
     categories: tuple[str, ...] = ()
     if dtype == "category":
         cats = entry.get("categories")
-        if not cats or not all(isinstance(c, str) for c in cats) or len(set(cats)) != len(cats):
-            raise CatalogError(f"{where}: categories must be a list of distinct strings")
+        if (
+            not cats
+            or not all(isinstance(c, str) for c in cats)
+            or len(set(cats)) != len(cats)
+        ):
+            raise CatalogError(
+                f"{where}: categories must be a list of distinct strings"
+            )
         categories = tuple(cats)
     alt = entry.get("alt_units") or {}
     if alt and dtype not in ("float", "int"):
@@ -309,14 +331,22 @@ def _parse_feature(entry: Any, where: str) -> Feature:
     for unit, factor in alt.items():
         if not isinstance(unit, str) or not unit or unit == entry.get("unit"):
             raise CatalogError(f"{where}: alternate unit {unit!r} is not a new unit")
-        if not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        if (
+            not isinstance(factor, (int, float))
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
             raise CatalogError(
                 f"{where}: alt_units[{unit!r}]={factor!r}: must be a positive number"
             )
     bref = entry.get("bmd_reference")
     if bref is not None:
-        if (not isinstance(bref, dict) or set(bref) != {"mean", "sd"}
-                or not bref["sd"] > 0 or not bref["mean"] > 0):
+        if (
+            not isinstance(bref, dict)
+            or set(bref) != {"mean", "sd"}
+            or not bref["sd"] > 0
+            or not bref["mean"] > 0
+        ):
             raise CatalogError(f"{where}: bmd_reference must be {{mean: >0, sd: >0}}")
         bref = (float(bref["mean"]), float(bref["sd"]))
     score = entry.get("score")
@@ -390,10 +420,13 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
         feats = catalog.by_group(group)
         if not feats:
             continue
-        lines += [f"## {_GROUP_TITLES[group]}", "",
-                  "| field | label | type | unit | range / values | alternate units "
-                  "| required | modifiable | direction | source |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {_GROUP_TITLES[group]}",
+            "",
+            "| field | label | type | unit | range / values | alternate units "
+            "| required | modifiable | direction | source |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for f in feats:
             if f.is_numeric:
                 values = f"{f.range[0]:g} to {f.range[1]:g}"  # type: ignore[index]
@@ -402,13 +435,24 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
             else:
                 values = "yes / no"
             if f.bmd_reference:
-                values += f" (reference {f.bmd_reference[0]:g} ± {f.bmd_reference[1]:g})"
+                values += (
+                    f" (reference {f.bmd_reference[0]:g} ± {f.bmd_reference[1]:g})"
+                )
             if f.derived_from:
                 values += f" (from `{f.derived_from}`)"
             alt = ", ".join(f"{u} (×{k:g})" for u, k in f.alt_units.items())
-            cells = [f"`{f.name}`", f.label, f.dtype, f.unit, values, alt,
-                     "no" if f.missing else "**yes**",
-                     "yes" if f.modifiable else "no", f.direction, f.reference]
+            cells = [
+                f"`{f.name}`",
+                f.label,
+                f.dtype,
+                f.unit,
+                values,
+                alt,
+                "no" if f.missing else "**yes**",
+                "yes" if f.modifiable else "no",
+                f.direction,
+                f.reference,
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)[:-1] + "\n"

@@ -56,7 +56,14 @@ _KNOT_QUANTILES = np.array([0.05, 0.35, 0.65, 0.95])
 _AGE_LABELS = ("<25", "25-29", "30-34", "35-39", "≥40")
 _PARITY_LABELS = ("1", "2", "3+")
 _SUBGROUP_COLUMNS = (
-    "subgroup", "level", "metric", "estimate", "lower", "upper", "n", "n_events",
+    "subgroup",
+    "level",
+    "metric",
+    "estimate",
+    "lower",
+    "upper",
+    "n",
+    "n_events",
 )
 
 
@@ -153,9 +160,15 @@ def _require_classes(
     if non_events and n_events == y.shape[0]:
         missing.append("no non-events (y == 0)")
     if missing:
-        need = "both outcomes (0 and 1)" if events and non_events else (
-            "at least one event (y == 1)" if events else
-            "at least one non-event (y == 0)")
+        need = (
+            "both outcomes (0 and 1)"
+            if events and non_events
+            else (
+                "at least one event (y == 1)"
+                if events
+                else "at least one non-event (y == 0)"
+            )
+        )
         raise ValueError(
             f"The 'y' argument must contain {need} to compute {what}; got "
             f"{missing[0]} in {y.shape[0]} rows."
@@ -189,8 +202,9 @@ def _threshold_items(thresholds: Any, name: str) -> list[tuple[str, float]]:
                     f"The '{name}' parameter must map non-empty names to "
                     f"thresholds; got the key {key!r}."
                 )
-            items.append((key, _check_threshold(value, f"{name}[{key!r}]",
-                                                closed=False)))
+            items.append(
+                (key, _check_threshold(value, f"{name}[{key!r}]", closed=False))
+            )
         return items
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Iterable):
         raise ValueError(
@@ -204,8 +218,7 @@ def _threshold_items(thresholds: Any, name: str) -> list[tuple[str, float]]:
         items.append((f"{t:g}", t))
     names = [k for k, _ in items]
     if len(set(names)) != len(names):
-        raise ValueError(f"The '{name}' parameter has repeated thresholds: "
-                         f"{names}.")
+        raise ValueError(f"The '{name}' parameter has repeated thresholds: {names}.")
     return items
 
 
@@ -332,7 +345,8 @@ def _logistic_irls(
         else:  # no step lowers the deviance: at the optimum up to rounding
             return beta, eta, True
         small_step = np.max(np.abs(scale * step)) <= 1e-10 * (
-            1.0 + np.max(np.abs(new_beta)))
+            1.0 + np.max(np.abs(new_beta))
+        )
         small_change = abs(dev - new_dev) <= tol * (abs(new_dev) + 0.1)
         beta, eta, q, dev = new_beta, new_eta, new_q, new_dev
         if small_step or small_change:
@@ -423,8 +437,9 @@ def _ici_spline_rows(rows: _Rows) -> float:
     return float(np.dot(rows.w, np.abs(rows.p - curve)) / rows.w.sum())
 
 
-def _lowess_curve(x: np.ndarray, y: np.ndarray, span: float = 0.75,
-                  n_grid: int = 200) -> np.ndarray:
+def _lowess_curve(
+    x: np.ndarray, y: np.ndarray, span: float = 0.75, n_grid: int = 200
+) -> np.ndarray:
     """Local quadratic regression of y on x (ascending), R ``loess`` style.
 
     Tricube weights over the ``floor(span * n)`` nearest neighbours, no
@@ -439,7 +454,7 @@ def _lowess_curve(x: np.ndarray, y: np.ndarray, span: float = 0.75,
     # The q nearest neighbours of a point form a window [lo, lo + q) of the
     # sorted x; x[lo] + x[lo + q - 1] is non-decreasing in lo, so the window
     # whose two ends are equally far from the point is found by bisection.
-    ends = x[: n - q + 1] + x[q - 1:]
+    ends = x[: n - q + 1] + x[q - 1 :]
     lo = np.clip(np.searchsorted(ends, 2.0 * grid), 0, n - q)
     alt = np.maximum(lo - 1, 0)
     reach = np.maximum(grid - x[lo], x[lo + q - 1] - grid)
@@ -449,8 +464,8 @@ def _lowess_curve(x: np.ndarray, y: np.ndarray, span: float = 0.75,
 
     fitted = np.empty_like(grid)
     for g, (x0, start, reach) in enumerate(zip(grid, lo, h, strict=True)):
-        xs = x[start:start + q]
-        ys = y[start:start + q]
+        xs = x[start : start + q]
+        ys = y[start : start + q]
         u = (xs - x0) / reach
         wt = 1.0 - np.abs(u) ** 3
         np.clip(wt, 0.0, None, out=wt)
@@ -652,7 +667,8 @@ def calibration_slope_intercept(y: ArrayLike, p: ArrayLike) -> tuple[float, floa
         intercept = _intercept_rows(rows)
     if math.isnan(slope):
         reason = (
-            "'p' is constant" if rows.p[0] == rows.p[-1]
+            "'p' is constant"
+            if rows.p[0] == rows.p[-1]
             else "'p' separates events from non-events perfectly, so the "
             "logistic fit diverges"
         )
@@ -822,19 +838,24 @@ def decision_curve(
     if thresholds is None:
         t = np.round(np.arange(1, 100) / 100, 2)
     else:
-        t = np.array([
-            _check_threshold(v, f"thresholds[{i}]", closed=False)
-            for i, v in enumerate(np.ravel(np.asarray(thresholds, dtype=object)))
-        ], dtype=np.float64)
+        t = np.array(
+            [
+                _check_threshold(v, f"thresholds[{i}]", closed=False)
+                for i, v in enumerate(np.ravel(np.asarray(thresholds, dtype=object)))
+            ],
+            dtype=np.float64,
+        )
     y_arr, p_arr = _check_y_p(y, p)
     rows = _sorted_rows(y_arr, p_arr)
     prevalence = float(y_arr.mean())
-    return pd.DataFrame({
-        "threshold": t,
-        "net_benefit_model": _net_benefit_rows(rows, t),
-        "net_benefit_all": prevalence - (1 - prevalence) * t / (1 - t),
-        "net_benefit_none": np.zeros_like(t),
-    })
+    return pd.DataFrame(
+        {
+            "threshold": t,
+            "net_benefit_model": _net_benefit_rows(rows, t),
+            "net_benefit_all": prevalence - (1 - prevalence) * t / (1 - t),
+            "net_benefit_none": np.zeros_like(t),
+        }
+    )
 
 
 class ThresholdMetrics(NamedTuple):
@@ -947,8 +968,10 @@ def calibration_curve(
     0           0.200          0.333      3
     1           0.733          0.667      3
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or (
-        n_bins < 1
+    if (
+        isinstance(n_bins, bool)
+        or not isinstance(n_bins, numbers.Integral)
+        or (n_bins < 1)
     ):
         raise ValueError(
             f"The 'n_bins' parameter must be an int >= 1; got {_fmt_value(n_bins)}."
@@ -973,16 +996,21 @@ def calibration_curve(
     rate = events / count
     z = 1.959963984540054
     centre = (rate + z**2 / (2 * count)) / (1 + z**2 / count)
-    half = z / (1 + z**2 / count) * np.sqrt(
-        rate * (1 - rate) / count + z**2 / (4 * count**2))
-    return pd.DataFrame({
-        "mean_predicted": sum_p / count,
-        "observed_rate": rate,
-        "observed_lower": np.clip(centre - half, 0, 1),
-        "observed_upper": np.clip(centre + half, 0, 1),
-        "count": count,
-        "n_events": events.astype(np.int64),
-    })
+    half = (
+        z
+        / (1 + z**2 / count)
+        * np.sqrt(rate * (1 - rate) / count + z**2 / (4 * count**2))
+    )
+    return pd.DataFrame(
+        {
+            "mean_predicted": sum_p / count,
+            "observed_rate": rate,
+            "observed_lower": np.clip(centre - half, 0, 1),
+            "observed_upper": np.clip(centre + half, 0, 1),
+            "count": count,
+            "n_events": events.astype(np.int64),
+        }
+    )
 
 
 # ------------------------------------------------------------------- bootstrap
@@ -1000,10 +1028,18 @@ class _Plan(NamedTuple):
     stratify: bool
 
 
-def _make_plan(thresholds: Any, n_boot: Any, ci: Any, seed: Any,
-               net_benefit_thresholds: Any, stratify: Any) -> _Plan:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or (
-        n_boot < 0
+def _make_plan(
+    thresholds: Any,
+    n_boot: Any,
+    ci: Any,
+    seed: Any,
+    net_benefit_thresholds: Any,
+    stratify: Any,
+) -> _Plan:
+    if (
+        isinstance(n_boot, bool)
+        or not isinstance(n_boot, numbers.Integral)
+        or (n_boot < 0)
     ):
         raise ValueError(
             "The 'n_boot' parameter must be an int >= 0 (0 skips the "
@@ -1014,10 +1050,15 @@ def _make_plan(thresholds: Any, n_boot: Any, ci: Any, seed: Any,
             "The 'ci' parameter must be a confidence level in (0, 1), such as "
             f"0.95; got {_fmt_value(ci)}."
         )
-    if not (seed is None or isinstance(seed, np.random.Generator) or (
-        isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-        and seed >= 0
-    )):
+    if not (
+        seed is None
+        or isinstance(seed, np.random.Generator)
+        or (
+            isinstance(seed, numbers.Integral)
+            and not isinstance(seed, bool)
+            and seed >= 0
+        )
+    ):
         raise ValueError(
             "The 'seed' parameter must be an int >= 0, a numpy Generator or "
             f"None; got {_fmt_value(seed)}."
@@ -1029,11 +1070,19 @@ def _make_plan(thresholds: Any, n_boot: Any, ci: Any, seed: Any,
         )
     cuts = _threshold_items(thresholds, "thresholds")
     extra = _threshold_items(net_benefit_thresholds, "net_benefit_thresholds")
-    names = ["auroc", "auprc", "brier", "calibration_slope",
-             "calibration_intercept", "ici"]
+    names = [
+        "auroc",
+        "auprc",
+        "brier",
+        "calibration_slope",
+        "calibration_intercept",
+        "ici",
+    ]
     for key, _ in cuts:
-        names += [f"{m}@{key}" for m in
-                  ("sensitivity", "specificity", "ppv", "npv", "net_benefit")]
+        names += [
+            f"{m}@{key}"
+            for m in ("sensitivity", "specificity", "ppv", "npv", "net_benefit")
+        ]
     extra = [(k, t) for k, t in extra if f"net_benefit@{k}" not in names]
     names += [f"net_benefit@{key}" for key, _ in extra]
     return _Plan(
@@ -1047,8 +1096,9 @@ def _make_plan(thresholds: Any, n_boot: Any, ci: Any, seed: Any,
     )
 
 
-def _metric_vector(rows: _Rows, plan: _Plan,
-                   start: tuple[float, float, float] = (1.0, 0.0, 0.0)) -> np.ndarray:
+def _metric_vector(
+    rows: _Rows, plan: _Plan, start: tuple[float, float, float] = (1.0, 0.0, 0.0)
+) -> np.ndarray:
     """All metrics of ``plan`` on ``rows``, in the order of ``plan.names``.
 
     ``start`` holds (slope, intercept of the slope model, calibration intercept)
@@ -1066,10 +1116,15 @@ def _metric_vector(rows: _Rows, plan: _Plan,
     if t.size:
         tp, fp, fn, tn = _confusion_rows(rows, t)
         nb = _net_benefit_rows(rows, t)
-        per_cut = np.column_stack([
-            _ratio(tp, tp + fn), _ratio(tn, tn + fp),
-            _ratio(tp, tp + fp), _ratio(tn, tn + fn), nb,
-        ])
+        per_cut = np.column_stack(
+            [
+                _ratio(tp, tp + fn),
+                _ratio(tn, tn + fp),
+                _ratio(tp, tp + fp),
+                _ratio(tn, tn + fn),
+                nb,
+            ]
+        )
         out.extend(per_cut.ravel())
     if plan.nb_thresholds.size:
         out.extend(_net_benefit_rows(rows, plan.nb_thresholds))
@@ -1092,8 +1147,7 @@ def _bootstrap_counts(
     both = len(strata) == 2
     for _ in range(n_boot):
         if stratify:
-            draws = np.concatenate(
-                [s[rng.integers(0, s.size, s.size)] for s in strata])
+            draws = np.concatenate([s[rng.integers(0, s.size, s.size)] for s in strata])
             yield np.bincount(draws, minlength=n)
             continue
         # With both classes present a draw keeps both with probability above
@@ -1106,8 +1160,9 @@ def _bootstrap_counts(
         yield counts
 
 
-def _bootstrap_matrix(rows: _Rows, plan: _Plan, estimate: np.ndarray,
-                      rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_matrix(
+    rows: _Rows, plan: _Plan, estimate: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Metric vectors of ``plan.n_boot`` bootstrap replicates."""
     reps = np.empty((plan.n_boot, len(plan.names)))
     if not plan.n_boot:
@@ -1118,15 +1173,15 @@ def _bootstrap_matrix(rows: _Rows, plan: _Plan, estimate: np.ndarray,
     start = (slope, 0.0, citl)
     if np.isfinite(estimate[3]):
         design = np.column_stack([np.ones_like(rows.x), rows.x])
-        beta, _, _ = _logistic_irls(design, rows.y, rows.w,
-                                    beta=np.array([0.0, slope]))
+        beta, _, _ = _logistic_irls(design, rows.y, rows.w, beta=np.array([0.0, slope]))
         start = (slope, float(beta[0]), citl)
     for b, counts in enumerate(
         _bootstrap_counts(rows.y, plan.n_boot, rng, plan.stratify)
     ):
         keep = np.flatnonzero(counts)
-        sub = _Rows(rows.p[keep], rows.y[keep], rows.x[keep],
-                    counts[keep].astype(np.float64))
+        sub = _Rows(
+            rows.p[keep], rows.y[keep], rows.x[keep], counts[keep].astype(np.float64)
+        )
         reps[b] = _metric_vector(sub, plan, start)
     return reps
 
@@ -1261,8 +1316,7 @@ default=None
     >>> bool(row.lower <= row.estimate <= row.upper)
     True
     """
-    plan = _make_plan(thresholds, n_boot, ci, seed, net_benefit_thresholds,
-                      stratify)
+    plan = _make_plan(thresholds, n_boot, ci, seed, net_benefit_thresholds, stratify)
     y_arr, p_arr = _check_y_p(y, p)
     _require_classes(y_arr, "the performance metrics")
     return _evaluate_arrays(y_arr, p_arr, plan)
@@ -1389,8 +1443,7 @@ def evaluate_subgroups(
     35-39 566        29
       ≥40 613        34
     """
-    plan = _make_plan(thresholds, n_boot, ci, seed, net_benefit_thresholds,
-                      stratify)
+    plan = _make_plan(thresholds, n_boot, ci, seed, net_benefit_thresholds, stratify)
     y_arr, p_arr = _check_y_p(y, p)
     parts = []
     for name, col in _group_columns(groups, y_arr.shape[0]):
@@ -1440,8 +1493,13 @@ def age_band(age_years: ArrayLike) -> pd.Categorical:
             "The 'age_years' argument must contain ages in years >= 0 (NaN for "
             f"missing); got {_fmt_value(ages[i])} at index {i}."
         )
-    return pd.cut(ages, bins=[-np.inf, 25, 30, 35, 40, np.inf], right=False,
-                  labels=list(_AGE_LABELS), ordered=True)
+    return pd.cut(
+        ages,
+        bins=[-np.inf, 25, 30, 35, 40, np.inf],
+        right=False,
+        labels=list(_AGE_LABELS),
+        ordered=True,
+    )
 
 
 def parity_band(parity: ArrayLike) -> pd.Categorical:
@@ -1471,8 +1529,9 @@ def parity_band(parity: ArrayLike) -> pd.Categorical:
     """
     values = _to_1d(parity, "parity")
     present = ~np.isnan(values)
-    bad = np.flatnonzero(present & ~(
-        (values >= 1) & np.isfinite(values) & (values == np.floor(values))))
+    bad = np.flatnonzero(
+        present & ~((values >= 1) & np.isfinite(values) & (values == np.floor(values)))
+    )
     if bad.size:
         i = int(bad[0])
         raise ValueError(
@@ -1480,5 +1539,6 @@ def parity_band(parity: ArrayLike) -> pd.Categorical:
             f"(this birth included; NaN for missing); got "
             f"{_fmt_value(values[i])} at index {i}."
         )
-    return pd.cut(values, bins=[0.5, 1.5, 2.5, np.inf], labels=list(_PARITY_LABELS),
-                  ordered=True)
+    return pd.cut(
+        values, bins=[0.5, 1.5, 2.5, np.inf], labels=list(_PARITY_LABELS), ordered=True
+    )

@@ -203,8 +203,12 @@ def _check_units(units: Mapping[str, str] | None, catalog: Catalog) -> dict[str,
 
 
 def _is_null(value: Any) -> bool:
-    return (value is None or value is pd.NA or value is pd.NaT
-            or (isinstance(value, float) and math.isnan(value)))
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 # ---------------------------------------------------------------- scalar coercion
@@ -487,33 +491,47 @@ def validate_record(
     if OUTCOME_COLUMN in passthrough:
         out, reason = _coerce_scalar(_OUTCOME, passthrough[OUTCOME_COLUMN])
         if reason or out is MISSING:
-            problems.append(Problem(OUTCOME_COLUMN, passthrough[OUTCOME_COLUMN],
-                                    _OUTCOME_REASON))
+            problems.append(
+                Problem(OUTCOME_COLUMN, passthrough[OUTCOME_COLUMN], _OUTCOME_REASON)
+            )
         else:
             passthrough[OUTCOME_COLUMN] = int(out)
     if problems:
         raise ValidationError(_order(problems, catalog))
     cols = {
-        f.name: np.array([np.nan if parsed[f.name] is None else parsed[f.name]],
-                         dtype=float)
+        f.name: np.array(
+            [np.nan if parsed[f.name] is None else parsed[f.name]], dtype=float
+        )
         for f in _bmd_fields(catalog)
     }
     bad = _derive_scores(cols, catalog)
     if bad:
         raise ValidationError(
-            [Problem(name, record.get(name), reason, _unit_label(catalog[name], units))
-             for name, _, _, reason in bad]
+            [
+                Problem(
+                    name, record.get(name), reason, _unit_label(catalog[name], units)
+                )
+                for name, _, _, reason in bad
+            ]
         )
     for name, arr in cols.items():
         parsed[name] = None if np.isnan(arr[0]) else float(arr[0])
-    return {**({ID_COLUMN: passthrough[ID_COLUMN]} if ID_COLUMN in passthrough else {}),
-            **parsed,
-            **{k: v for k, v in passthrough.items() if k != ID_COLUMN}}
+    return {
+        **({ID_COLUMN: passthrough[ID_COLUMN]} if ID_COLUMN in passthrough else {}),
+        **parsed,
+        **{k: v for k, v in passthrough.items() if k != ID_COLUMN},
+    }
 
 
 _OUTCOME = Feature(
-    name=OUTCOME_COLUMN, group="demographic", dtype="bool", label="outcome",
-    missing=False, modifiable=False, direction="none", reference="",
+    name=OUTCOME_COLUMN,
+    group="demographic",
+    dtype="bool",
+    label="outcome",
+    missing=False,
+    modifiable=False,
+    direction="none",
+    reference="",
 )
 _OUTCOME_REASON = "must be 0 or 1 (fragility fracture from the third trimester to 18 months postpartum)"
 
@@ -588,16 +606,21 @@ def frame_schema(catalog: Catalog | None = None):
         if feat.is_numeric:
             checks.append(pa.Check.in_range(*feat.range))
             if feat.dtype == "int":
-                checks.append(pa.Check(_is_whole, element_wise=False,
-                                       error="whole number"))
+                checks.append(
+                    pa.Check(_is_whole, element_wise=False, error="whole number")
+                )
         elif feat.dtype == "bool":
             checks.append(pa.Check.isin([0.0, 1.0]))
         else:
             checks.append(pa.Check.isin(list(feat.categories)))
-        dtype = pd.CategoricalDtype(list(feat.categories)) if feat.dtype == "category" \
+        dtype = (
+            pd.CategoricalDtype(list(feat.categories))
+            if feat.dtype == "category"
             else "float64"
-        columns[feat.name] = pa.Column(dtype, checks=checks, nullable=feat.missing,
-                                       required=True)
+        )
+        columns[feat.name] = pa.Column(
+            dtype, checks=checks, nullable=feat.missing, required=True
+        )
     return pa.DataFrameSchema(columns, strict=False, ordered=False)
 
 
@@ -671,7 +694,9 @@ def validate_frame(
     for feat in catalog:
         if not feat.missing and feat.name not in df.columns:
             frame_problems.append(
-                Problem(feat.name, NO_VALUE, f"required column is absent ({feat.label})")
+                Problem(
+                    feat.name, NO_VALUE, f"required column is absent ({feat.label})"
+                )
             )
     if frame_problems:
         raise ValidationError(frame_problems)
@@ -692,11 +717,14 @@ def validate_frame(
     if OUTCOME_COLUMN in df.columns:
         outcome, errors = _coerce_column(_OUTCOME, df[OUTCOME_COLUMN])
         missing = np.isnan(outcome) & ~_any_mask(errors, n)
-        errors = [(OUTCOME_COLUMN, m, df[OUTCOME_COLUMN], _OUTCOME_REASON)
-                  for _, m, _, _ in errors]
+        errors = [
+            (OUTCOME_COLUMN, m, df[OUTCOME_COLUMN], _OUTCOME_REASON)
+            for _, m, _, _ in errors
+        ]
         if missing.any():
-            errors.append((OUTCOME_COLUMN, missing, df[OUTCOME_COLUMN],
-                           _OUTCOME_REASON))
+            errors.append(
+                (OUTCOME_COLUMN, missing, df[OUTCOME_COLUMN], _OUTCOME_REASON)
+            )
         bad_cells.extend(errors)
 
     canonical = _canonical_frame(cols, catalog, df.index)
@@ -711,18 +739,23 @@ def validate_frame(
         bad_cells.append((name, mask & ~type_or_range_bad, original, reason))
     bad_rows = _any_mask(bad_cells, n)
     keep = ~bad_rows
-    valid = _canonical_frame({k: v[keep] for k, v in cols.items()}, catalog,
-                             df.index[keep])
+    valid = _canonical_frame(
+        {k: v[keep] for k, v in cols.items()}, catalog, df.index[keep]
+    )
     front = [c for c in (ID_COLUMN,) if c in df.columns]
     back = [c for c in (OUTCOME_COLUMN, "true_risk") if c in df.columns]
     extras = {c: df.loc[~bad_rows, c] for c in front + back}
     if outcome is not None:
-        extras[OUTCOME_COLUMN] = pd.Series(outcome[~bad_rows], index=valid.index
-                                           ).astype("int64")
+        extras[OUTCOME_COLUMN] = pd.Series(
+            outcome[~bad_rows], index=valid.index
+        ).astype("int64")
     if extras:
         valid = pd.concat(
-            [pd.DataFrame({c: extras[c] for c in front}, index=valid.index), valid,
-             pd.DataFrame({c: extras[c] for c in back}, index=valid.index)],
+            [
+                pd.DataFrame({c: extras[c] for c in front}, index=valid.index),
+                valid,
+                pd.DataFrame({c: extras[c] for c in back}, index=valid.index),
+            ],
             axis=1,
         )
     rejects = _rejects_frame(bad_cells, df.index, units, catalog)
@@ -805,22 +838,29 @@ def _factorize_by_type(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, inverse
 
 
-def _canonical_frame(cols: dict[str, np.ndarray], catalog: Catalog,
-                     index: pd.Index) -> pd.DataFrame:
+def _canonical_frame(
+    cols: dict[str, np.ndarray], catalog: Catalog, index: pd.Index
+) -> pd.DataFrame:
     data = {}
     for feat in catalog:
         v = cols[feat.name]
         if feat.dtype == "category":
             codes = np.where(np.isnan(v), -1, v).astype("int8")
             data[feat.name] = pd.Categorical.from_codes(
-                codes, categories=list(feat.categories))
+                codes, categories=list(feat.categories)
+            )
         else:
             data[feat.name] = v
     return pd.DataFrame(data, index=index, copy=False)
 
 
-def _schema_failures(canonical: pd.DataFrame, catalog: Catalog, df: pd.DataFrame,
-                     units: Mapping[str, str], already: list) -> list:
+def _schema_failures(
+    canonical: pd.DataFrame,
+    catalog: Catalog,
+    df: pd.DataFrame,
+    units: Mapping[str, str],
+    already: list,
+) -> list:
     """Run the pandera schema; turn its failure cases into bad cells."""
     import pandera.errors
 
@@ -860,8 +900,9 @@ def _as_float(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _rejects_frame(cells, index: pd.Index, units: Mapping[str, str],
-                   catalog: Catalog) -> pd.DataFrame:
+def _rejects_frame(
+    cells, index: pd.Index, units: Mapping[str, str], catalog: Catalog
+) -> pd.DataFrame:
     parts = []
     for name, mask, source, reason in cells:
         pos = np.flatnonzero(mask)
@@ -870,8 +911,11 @@ def _rejects_frame(cells, index: pd.Index, units: Mapping[str, str],
         if source is None:
             values = [MISSING] * len(pos)
         else:
-            values = np.asarray(source.astype(object))[pos] if not isinstance(
-                source, np.ndarray) else source[pos]
+            values = (
+                np.asarray(source.astype(object))[pos]
+                if not isinstance(source, np.ndarray)
+                else source[pos]
+            )
         feat = catalog[name] if name in catalog else None
         unit = _unit_label(feat, units) if feat is not None else None
         msgs = []
@@ -882,20 +926,28 @@ def _rejects_frame(cells, index: pd.Index, units: Mapping[str, str],
             p = Problem(name, v, reason, unit)
             msgs.append(p.message)
             shown.append("" if v is MISSING else _show(v))
-        parts.append(pd.DataFrame({
-            "_pos": pos,
-            "row": index[pos],
-            "field": name,
-            "value": shown,
-            "reason": reason,
-            "message": msgs,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "_pos": pos,
+                    "row": index[pos],
+                    "field": name,
+                    "value": shown,
+                    "reason": reason,
+                    "message": msgs,
+                }
+            )
+        )
     if not parts:
-        return pd.DataFrame({"row": pd.Series([], dtype=index.dtype),
-                             "field": pd.Series([], dtype=object),
-                             "value": pd.Series([], dtype=object),
-                             "reason": pd.Series([], dtype=object),
-                             "message": pd.Series([], dtype=object)})
+        return pd.DataFrame(
+            {
+                "row": pd.Series([], dtype=index.dtype),
+                "field": pd.Series([], dtype=object),
+                "value": pd.Series([], dtype=object),
+                "reason": pd.Series([], dtype=object),
+                "message": pd.Series([], dtype=object),
+            }
+        )
     rank = {n: i for i, n in enumerate(catalog.names + [OUTCOME_COLUMN])}
     out = pd.concat(parts, ignore_index=True)
     out["_rank"] = out["field"].map(rank)

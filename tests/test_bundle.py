@@ -25,8 +25,12 @@ def data():
     return X, y
 
 
-_SMALL = {"xgboost": {"n_estimators": 30}, "hist_gradient_boosting": {"max_iter": 30},
-          "logistic_regression": {}, "clinical_rule": {}}
+_SMALL = {
+    "xgboost": {"n_estimators": 30},
+    "hist_gradient_boosting": {"max_iter": 30},
+    "logistic_regression": {},
+    "clinical_rule": {},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +39,12 @@ def bundles(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     out = {}
     for name in MODEL_NAMES:
-        model = make_model(name, params=_SMALL[name], cv=3,
-                           thresholds={"moderate": 0.02, "high": 0.1}).fit(X, y)
-        path = save_bundle(model, root / name, model_name=name,
-                           metrics={"auroc": {"estimate": 0.8}})
+        model = make_model(
+            name, params=_SMALL[name], cv=3, thresholds={"moderate": 0.02, "high": 0.1}
+        ).fit(X, y)
+        path = save_bundle(
+            model, root / name, model_name=name, metrics={"auroc": {"estimate": 0.8}}
+        )
         out[name] = (model, path)
     return out
 
@@ -58,8 +64,10 @@ def test_round_trip_identical_and_never_unpickles(name, bundles, data, monkeypat
     _no_pickle(monkeypatch)
     loaded, info = load_bundle(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
-    assert info.model_name == name and info.thresholds == {"moderate": 0.02,
-                                                            "high": 0.1}
+    assert info.model_name == name and info.thresholds == {
+        "moderate": 0.02,
+        "high": 0.1,
+    }
     assert list(loaded.categorize([0.01, 0.05, 0.5])) == ["low", "moderate", "high"]
 
 

@@ -20,17 +20,50 @@ def test_every_field_has_a_source_label_and_direction():
         assert f.direction in ("increases", "decreases", "none")
 
 
-@pytest.mark.parametrize("name", [
-    "parity", "multiple_gestation", "interpregnancy_interval_months",
-    "lactation_months", "lactation_planned_months", "lactation_exclusive",
-    "prior_lactation_months", "amenorrhea_months", "calcium_intake_mg_day",
-    "vitamin_d_25oh", "bmi", "calcium_supplement", "vitamin_d_supplement",
-    "family_history_osteoporosis", "genetic_variant", "heparin", "glucocorticoids",
-    "mgso4_tocolysis", "hyperthyroidism", "anorexia_nervosa", "ibd_celiac", "smoking",
-    "ctx", "p1np", "bap", "osteocalcin", "pth", "pthrp", "prolactin", "estradiol",
-    "bmd_lumbar_spine", "bmd_femoral_neck", "bmd_total_hip", "t_lumbar_spine",
-    "z_lumbar_spine", "t_femoral_neck", "z_femoral_neck", "t_total_hip", "z_total_hip",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "parity",
+        "multiple_gestation",
+        "interpregnancy_interval_months",
+        "lactation_months",
+        "lactation_planned_months",
+        "lactation_exclusive",
+        "prior_lactation_months",
+        "amenorrhea_months",
+        "calcium_intake_mg_day",
+        "vitamin_d_25oh",
+        "bmi",
+        "calcium_supplement",
+        "vitamin_d_supplement",
+        "family_history_osteoporosis",
+        "genetic_variant",
+        "heparin",
+        "glucocorticoids",
+        "mgso4_tocolysis",
+        "hyperthyroidism",
+        "anorexia_nervosa",
+        "ibd_celiac",
+        "smoking",
+        "ctx",
+        "p1np",
+        "bap",
+        "osteocalcin",
+        "pth",
+        "pthrp",
+        "prolactin",
+        "estradiol",
+        "bmd_lumbar_spine",
+        "bmd_femoral_neck",
+        "bmd_total_hip",
+        "t_lumbar_spine",
+        "z_lumbar_spine",
+        "t_femoral_neck",
+        "z_femoral_neck",
+        "t_total_hip",
+        "z_total_hip",
+    ],
+)
 def test_design_groups_are_covered(name):
     assert name in CAT
 
@@ -47,9 +80,18 @@ def _write(tmp_path, fields):
 
 
 def _field(**over):
-    base = {"name": "x", "group": "nutrition", "dtype": "float", "unit": "mg",
-            "range": [0, 1], "missing": True, "label": "x", "modifiable": False,
-            "direction": "none", "reference": "assumption"}
+    base = {
+        "name": "x",
+        "group": "nutrition",
+        "dtype": "float",
+        "unit": "mg",
+        "range": [0, 1],
+        "missing": True,
+        "label": "x",
+        "modifiable": False,
+        "direction": "none",
+        "reference": "assumption",
+    }
     return {**base, **over}
 
 
@@ -69,9 +111,20 @@ def _field(**over):
         ([_field(derived_from="nope", score="t")], "derived_from='nope'"),
         ([_field(dtype="category", range=None)], "categories must be"),
     ],
-    ids=["duplicate", "reversed-range", "infinite-range", "negative-factor",
-         "same-unit", "group", "dtype", "direction", "unknown-key", "missing-key",
-         "derived-from", "no-categories"],
+    ids=[
+        "duplicate",
+        "reversed-range",
+        "infinite-range",
+        "negative-factor",
+        "same-unit",
+        "group",
+        "dtype",
+        "direction",
+        "unknown-key",
+        "missing-key",
+        "derived-from",
+        "no-categories",
+    ],
 )
 def test_bad_catalog_is_refused_at_load(tmp_path, fields, match):
     for f in fields:

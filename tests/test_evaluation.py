@@ -32,8 +32,9 @@ def _outcomes_and_probabilities(draw):
     n = draw(st.integers(min_value=2, max_value=60))
     y = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     # Both classes, at random positions.
-    zero_at, one_at = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2,
-                                    unique=True))
+    zero_at, one_at = draw(
+        st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True)
+    )
     y[zero_at], y[one_at] = 0, 1
     # A coarse grid gives ties, which rank metrics must handle as sklearn does.
     grid = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 1.0])
@@ -147,7 +148,8 @@ def test_ici_methods_agree_on_a_miscalibrated_model():
     y, true = _simulate(50_000, seed=5)
     p = expit(1.5 * logit(true) + 0.8)
     assert ev.ici(y, p, method="lowess") == pytest.approx(
-        ev.ici(y, p, method="spline"), abs=0.005)
+        ev.ici(y, p, method="spline"), abs=0.005
+    )
 
 
 def test_ici_spline_of_a_two_valued_score_is_its_mean_error():
@@ -179,7 +181,8 @@ def test_lowess_matches_a_brute_force_local_quadratic_fit():
     x = np.sort(rng.uniform(0, 1, 80))
     y = (rng.random(80) < x).astype(float)
     np.testing.assert_allclose(
-        ev._lowess_curve(x, y), _lowess_brute_force(x, y), atol=1e-8)
+        ev._lowess_curve(x, y), _lowess_brute_force(x, y), atol=1e-8
+    )
 
 
 # ------------------------------------------------------------ threshold metrics
@@ -209,14 +212,20 @@ def test_decision_curve_columns_and_reference_strategies():
     thresholds = [0.02, 0.05, 0.1, 0.3]
     dc = ev.decision_curve(y, true, thresholds)
     assert list(dc.columns) == [
-        "threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none"]
+        "threshold",
+        "net_benefit_model",
+        "net_benefit_all",
+        "net_benefit_none",
+    ]
     t = np.array(thresholds)
     prevalence = y.mean()
     np.testing.assert_allclose(
-        dc["net_benefit_all"], prevalence - (1 - prevalence) * t / (1 - t))
+        dc["net_benefit_all"], prevalence - (1 - prevalence) * t / (1 - t)
+    )
     np.testing.assert_array_equal(dc["net_benefit_none"], 0.0)
     np.testing.assert_allclose(
-        dc["net_benefit_model"], [ev.net_benefit(y, true, v) for v in thresholds])
+        dc["net_benefit_model"], [ev.net_benefit(y, true, v) for v in thresholds]
+    )
 
 
 def test_decision_curve_default_thresholds():
@@ -249,13 +258,19 @@ def test_calibration_curve_bins(strategy):
     y, true = _simulate(3_000, seed=9)
     curve = ev.calibration_curve(y, true, n_bins=10, strategy=strategy)
     assert list(curve.columns) == [
-        "mean_predicted", "observed_rate", "observed_lower", "observed_upper",
-        "count", "n_events"]
+        "mean_predicted",
+        "observed_rate",
+        "observed_lower",
+        "observed_upper",
+        "count",
+        "n_events",
+    ]
     assert curve["count"].sum() == len(y)
     assert curve["n_events"].sum() == y.sum()
     assert (curve["mean_predicted"].diff().dropna() > 0).all()
-    np.testing.assert_allclose(curve["observed_rate"],
-                               curve["n_events"] / curve["count"])
+    np.testing.assert_allclose(
+        curve["observed_rate"], curve["n_events"] / curve["count"]
+    )
     assert (curve["observed_lower"] <= curve["observed_rate"]).all()
     assert (curve["observed_rate"] <= curve["observed_upper"]).all()
     if strategy == "quantile":
@@ -274,19 +289,35 @@ def cohort():
 @pytest.fixture(scope="module")
 def table(cohort):
     y, true = cohort
-    return ev.evaluate(y, true, thresholds={"moderate": 0.05, "high": 0.2},
-                       n_boot=200, seed=0, net_benefit_thresholds=[0.1])
+    return ev.evaluate(
+        y,
+        true,
+        thresholds={"moderate": 0.05, "high": 0.2},
+        n_boot=200,
+        seed=0,
+        net_benefit_thresholds=[0.1],
+    )
 
 
 def test_evaluate_rows_and_columns(table, cohort):
     y, _ = cohort
     assert table.index.name == "metric"
     assert list(table.index) == [
-        "auroc", "auprc", "brier", "calibration_slope", "calibration_intercept",
+        "auroc",
+        "auprc",
+        "brier",
+        "calibration_slope",
+        "calibration_intercept",
         "ici",
-        "sensitivity@moderate", "specificity@moderate", "ppv@moderate",
-        "npv@moderate", "net_benefit@moderate",
-        "sensitivity@high", "specificity@high", "ppv@high", "npv@high",
+        "sensitivity@moderate",
+        "specificity@moderate",
+        "ppv@moderate",
+        "npv@moderate",
+        "net_benefit@moderate",
+        "sensitivity@high",
+        "specificity@high",
+        "ppv@high",
+        "npv@high",
         "net_benefit@high",
         "net_benefit@0.1",
     ]
@@ -345,7 +376,8 @@ def test_evaluate_intervals_narrow_with_more_rows():
 
 
 @pytest.mark.parametrize(
-    ("stratify", "low", "high"), [(False, 0.7, 1.4), (True, 0.0, 0.5)],
+    ("stratify", "low", "high"),
+    [(False, 0.7, 1.4), (True, 0.0, 0.5)],
     ids=["ordinary", "stratified"],
 )
 def test_calibration_intercept_interval_width_matches_theory(stratify, low, high):
@@ -353,8 +385,10 @@ def test_calibration_intercept_interval_width_matches_theory(stratify, low, high
     # the event count fixed (stratified) hides most of that variation.
     y, true = _simulate(20_000, seed=12)
     res = ev.evaluate(y, true, n_boot=150, seed=0, stratify=stratify)
-    width = res.loc["calibration_intercept", "upper"] - res.loc[
-        "calibration_intercept", "lower"]
+    width = (
+        res.loc["calibration_intercept", "upper"]
+        - res.loc["calibration_intercept", "lower"]
+    )
     theory = 2 * 1.96 / np.sqrt(np.sum(true * (1 - true)))
     assert low < width / theory < high
 
@@ -375,10 +409,15 @@ def test_bootstrap_replicates_equal_metrics_of_the_resampled_rows(stratify):
         yy, pp = rows.y[idx], rows.p[idx]
         if stratify:
             assert yy.sum() == y.sum()
-        direct = [ev.auroc(yy, pp), ev.auprc(yy, pp), ev.brier(yy, pp),
-                  *ev.calibration_slope_intercept(yy, pp), ev.ici(yy, pp),
-                  *ev.sensitivity_specificity(yy, pp, 0.1),
-                  ev.net_benefit(yy, pp, 0.1)]
+        direct = [
+            ev.auroc(yy, pp),
+            ev.auprc(yy, pp),
+            ev.brier(yy, pp),
+            *ev.calibration_slope_intercept(yy, pp),
+            ev.ici(yy, pp),
+            *ev.sensitivity_specificity(yy, pp, 0.1),
+            ev.net_benefit(yy, pp, 0.1),
+        ]
         np.testing.assert_allclose(reps[b], direct, rtol=0, atol=1e-8)
 
 
@@ -411,32 +450,60 @@ def test_evaluate_sequence_thresholds_are_named_by_value(cohort):
 @pytest.mark.parametrize(
     ("y", "p", "match"),
     [
-        ([0, 1, 0], [0.1, float("nan"), 0.3],
-         r"'p' argument must contain probabilities in \[0, 1\]; got nan at index 1"),
-        ([0, 1, 0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4, 0.5, 1.3],
-         r"The 'p' argument must contain probabilities in \[0, 1\]; "
-         r"got 1.3 at index 5\."),
+        (
+            [0, 1, 0],
+            [0.1, float("nan"), 0.3],
+            r"'p' argument must contain probabilities in \[0, 1\]; got nan at index 1",
+        ),
+        (
+            [0, 1, 0, 1, 0, 1],
+            [0.1, 0.2, 0.3, 0.4, 0.5, 1.3],
+            r"The 'p' argument must contain probabilities in \[0, 1\]; "
+            r"got 1.3 at index 5\.",
+        ),
         ([0, 1, 0], [0.1, -0.2, 0.3], r"got -0.2 at index 1"),
         ([0, 1, 0], [0.1, float("inf"), 0.3], r"got inf at index 1"),
-        ([0, 2, 1], [0.1, 0.2, 0.3], r"'y' argument must contain binary outcomes "
-         r"coded 0/1 \(or False/True\); got 2 at index 1"),
+        (
+            [0, 2, 1],
+            [0.1, 0.2, 0.3],
+            r"'y' argument must contain binary outcomes "
+            r"coded 0/1 \(or False/True\); got 2 at index 1",
+        ),
         ([0, float("nan"), 1], [0.1, 0.2, 0.3], r"'y'.*got nan at index 1"),
         (["no", "yes"], [0.1, 0.2], r"'y' argument must contain numbers; got 'no'"),
         ([0, 1, 1], [0.1, 0.2], r"same length; got 3 outcomes and 2 probabilities"),
         ([], [], r"empty"),
         ([0, 1], [[0.9, 0.1], [0.2, 0.8]], r"must be 1-D.*proba\[:, 1\]"),
-        ([1, 1, 1], [0.1, 0.2, 0.3],
-         r"must contain both outcomes \(0 and 1\).*no non-events"),
+        (
+            [1, 1, 1],
+            [0.1, 0.2, 0.3],
+            r"must contain both outcomes \(0 and 1\).*no non-events",
+        ),
         ([0, 0, 0], [0.1, 0.2, 0.3], r"both outcomes.*no events \(y == 1\)"),
     ],
-    ids=["p-nan", "p-above-1", "p-negative", "p-inf", "y-not-binary", "y-nan",
-         "y-strings", "lengths-differ", "empty", "p-2d", "only-events",
-         "only-non-events"],
+    ids=[
+        "p-nan",
+        "p-above-1",
+        "p-negative",
+        "p-inf",
+        "y-not-binary",
+        "y-nan",
+        "y-strings",
+        "lengths-differ",
+        "empty",
+        "p-2d",
+        "only-events",
+        "only-non-events",
+    ],
 )
 @pytest.mark.parametrize(
     "func",
-    [ev.auroc, ev.calibration_slope_intercept, ev.ici,
-     lambda y, p: ev.evaluate(y, p, n_boot=2)],
+    [
+        ev.auroc,
+        ev.calibration_slope_intercept,
+        ev.ici,
+        lambda y, p: ev.evaluate(y, p, n_boot=2),
+    ],
     ids=["auroc", "calibration", "ici", "evaluate"],
 )
 def test_bad_inputs_are_refused(func, y, p, match):
@@ -448,35 +515,72 @@ def test_bad_inputs_are_refused(func, y, p, match):
     ("call", "match"),
     [
         (lambda: ev.auprc([0, 0], [0.1, 0.2]), r"at least one event.*AUPRC"),
-        (lambda: ev.net_benefit(TINY_Y, TINY_P, 1.0),
-         r"'threshold' parameter must be a probability in \(0, 1\); got 1"),
-        (lambda: ev.sensitivity_specificity(TINY_Y, TINY_P, 1.2),
-         r"'threshold'.*\[0, 1\]; got 1.2"),
-        (lambda: ev.decision_curve(TINY_Y, TINY_P, [0.1, 0]),
-         r"'thresholds\[1\]'.*\(0, 1\); got 0"),
-        (lambda: ev.ici(TINY_Y, TINY_P, method="loess"),
-         r"'method' parameter of ici must be 'spline' or 'lowess'; got 'loess'"),
-        (lambda: ev.calibration_curve(TINY_Y, TINY_P, n_bins=0),
-         r"'n_bins' parameter must be an int >= 1; got 0"),
-        (lambda: ev.calibration_curve(TINY_Y, TINY_P, strategy="equal"),
-         r"'strategy'.*'quantile' or 'uniform'; got 'equal'"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, thresholds={"high": 1.5}),
-         r"'thresholds\['high'\]' parameter.*\(0, 1\); got 1.5"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, thresholds=0.1),
-         r"dict of name -> threshold or a sequence.*pass \[0.1\]"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, thresholds=[0.1, 0.1]),
-         r"repeated thresholds"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, n_boot=-1),
-         r"'n_boot' parameter must be an int >= 0.*got -1"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, ci=95),
-         r"'ci' parameter must be a confidence level in \(0, 1\).*got 95"),
+        (
+            lambda: ev.net_benefit(TINY_Y, TINY_P, 1.0),
+            r"'threshold' parameter must be a probability in \(0, 1\); got 1",
+        ),
+        (
+            lambda: ev.sensitivity_specificity(TINY_Y, TINY_P, 1.2),
+            r"'threshold'.*\[0, 1\]; got 1.2",
+        ),
+        (
+            lambda: ev.decision_curve(TINY_Y, TINY_P, [0.1, 0]),
+            r"'thresholds\[1\]'.*\(0, 1\); got 0",
+        ),
+        (
+            lambda: ev.ici(TINY_Y, TINY_P, method="loess"),
+            r"'method' parameter of ici must be 'spline' or 'lowess'; got 'loess'",
+        ),
+        (
+            lambda: ev.calibration_curve(TINY_Y, TINY_P, n_bins=0),
+            r"'n_bins' parameter must be an int >= 1; got 0",
+        ),
+        (
+            lambda: ev.calibration_curve(TINY_Y, TINY_P, strategy="equal"),
+            r"'strategy'.*'quantile' or 'uniform'; got 'equal'",
+        ),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, thresholds={"high": 1.5}),
+            r"'thresholds\['high'\]' parameter.*\(0, 1\); got 1.5",
+        ),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, thresholds=0.1),
+            r"dict of name -> threshold or a sequence.*pass \[0.1\]",
+        ),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, thresholds=[0.1, 0.1]),
+            r"repeated thresholds",
+        ),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, n_boot=-1),
+            r"'n_boot' parameter must be an int >= 0.*got -1",
+        ),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, ci=95),
+            r"'ci' parameter must be a confidence level in \(0, 1\).*got 95",
+        ),
         (lambda: ev.evaluate(TINY_Y, TINY_P, seed="a"), r"'seed' parameter"),
-        (lambda: ev.evaluate(TINY_Y, TINY_P, stratify="yes"),
-         r"'stratify' parameter must be True or False"),
+        (
+            lambda: ev.evaluate(TINY_Y, TINY_P, stratify="yes"),
+            r"'stratify' parameter must be True or False",
+        ),
     ],
-    ids=["auprc-no-events", "nb-threshold-1", "sens-threshold", "dc-threshold-0",
-         "ici-method", "n-bins", "strategy", "threshold-dict", "threshold-scalar",
-         "threshold-repeated", "n-boot", "ci", "seed", "stratify"],
+    ids=[
+        "auprc-no-events",
+        "nb-threshold-1",
+        "sens-threshold",
+        "dc-threshold-0",
+        "ici-method",
+        "n-bins",
+        "strategy",
+        "threshold-dict",
+        "threshold-scalar",
+        "threshold-repeated",
+        "n-boot",
+        "ci",
+        "seed",
+        "stratify",
+    ],
 )
 def test_bad_parameters_are_refused(call, match):
     with pytest.raises(ValueError, match=match):
@@ -487,8 +591,11 @@ def test_bad_parameters_are_refused(call, match):
 @given(
     st.lists(st.floats(0, 1), min_size=1, max_size=30),
     st.data(),
-    st.one_of(st.floats(1.0, 1e6, exclude_min=True), st.floats(-1e6, -1e-9),
-              st.just(float("nan"))),
+    st.one_of(
+        st.floats(1.0, 1e6, exclude_min=True),
+        st.floats(-1e6, -1e-9),
+        st.just(float("nan")),
+    ),
 )
 def test_any_invalid_probability_is_reported_at_its_index(p, data, bad):
     i = data.draw(st.integers(0, len(p) - 1))
@@ -507,35 +614,51 @@ def subgroup_data():
     group = np.where(np.arange(600) < 400, "events", "none")
     y[400:] = 0  # the second subgroup has no events
     parity = np.where(np.arange(600) % 3 == 0, np.nan, 1 + np.arange(600) % 4)
-    groups = pd.DataFrame({
-        "cohort": group,
-        "parity": ev.parity_band(parity),
-        "band": pd.Categorical(group, categories=["events", "none", "empty"]),
-    })
+    groups = pd.DataFrame(
+        {
+            "cohort": group,
+            "parity": ev.parity_band(parity),
+            "band": pd.Categorical(group, categories=["events", "none", "empty"]),
+        }
+    )
     return y, true, groups
 
 
 def test_subgroup_without_events_has_nan_metrics_and_right_counts(subgroup_data):
     y, true, groups = subgroup_data
-    res = ev.evaluate_subgroups(y, true, groups, thresholds={"high": 0.2},
-                                n_boot=20)
-    assert list(res.columns) == ["subgroup", "level", "metric", "estimate",
-                                 "lower", "upper", "n", "n_events"]
-    none = res[(res.subgroup == "cohort") & (res.level == "none")].set_index(
-        "metric")
+    res = ev.evaluate_subgroups(y, true, groups, thresholds={"high": 0.2}, n_boot=20)
+    assert list(res.columns) == [
+        "subgroup",
+        "level",
+        "metric",
+        "estimate",
+        "lower",
+        "upper",
+        "n",
+        "n_events",
+    ]
+    none = res[(res.subgroup == "cohort") & (res.level == "none")].set_index("metric")
     assert (none["n"] == 200).all()
     assert (none["n_events"] == 0).all()
-    for metric in ("auroc", "auprc", "calibration_slope", "calibration_intercept",
-                   "ici", "sensitivity@high"):
+    for metric in (
+        "auroc",
+        "auprc",
+        "calibration_slope",
+        "calibration_intercept",
+        "ici",
+        "sensitivity@high",
+    ):
         assert math.isnan(none.loc[metric, "estimate"]), metric
-    assert none.loc["brier", "estimate"] == pytest.approx(
-        ev.brier(y[400:], true[400:]))
+    assert none.loc["brier", "estimate"] == pytest.approx(ev.brier(y[400:], true[400:]))
     assert none.loc["specificity@high", "estimate"] == pytest.approx(
-        np.mean(true[400:] < 0.2))
+        np.mean(true[400:] < 0.2)
+    )
     events = res[(res.subgroup == "cohort") & (res.level == "events")].set_index(
-        "metric")
+        "metric"
+    )
     assert events.loc["auroc", "estimate"] == pytest.approx(
-        ev.auroc(y[:400], true[:400]))
+        ev.auroc(y[:400], true[:400])
+    )
     assert events.loc["auroc", "n_events"] == y[:400].sum()
     assert events.loc["auroc", "lower"] < events.loc["auroc", "upper"]
 
@@ -555,22 +678,34 @@ def test_subgroup_levels_follow_categories_and_list_missing(subgroup_data):
 
 def test_subgroups_accept_a_dict_of_arrays(subgroup_data):
     y, true, groups = subgroup_data
-    res = ev.evaluate_subgroups(y, true, {"cohort": list(groups["cohort"])},
-                                n_boot=0)
+    res = ev.evaluate_subgroups(y, true, {"cohort": list(groups["cohort"])}, n_boot=0)
     assert set(res.level) == {"events", "none"}
 
 
 def test_subgroups_refuse_a_grouping_of_the_wrong_length(subgroup_data):
     y, true, _ = subgroup_data
-    with pytest.raises(ValueError, match=r"'groups' variable 'age' has 3 values; "
-                                         r"expected 600"):
+    with pytest.raises(
+        ValueError,
+        match=r"'groups' variable 'age' has 3 values; "
+        r"expected 600",
+    ):
         ev.evaluate_subgroups(y, true, {"age": ["a", "b", "c"]}, n_boot=0)
 
 
 @pytest.mark.parametrize(
     ("age", "band"),
-    [(16, "<25"), (24.99, "<25"), (25, "25-29"), (29.9, "25-29"), (30, "30-34"),
-     (34.5, "30-34"), (35, "35-39"), (39.99, "35-39"), (40, "≥40"), (52, "≥40")],
+    [
+        (16, "<25"),
+        (24.99, "<25"),
+        (25, "25-29"),
+        (29.9, "25-29"),
+        (30, "30-34"),
+        (34.5, "30-34"),
+        (35, "35-39"),
+        (39.99, "35-39"),
+        (40, "≥40"),
+        (52, "≥40"),
+    ],
     ids=lambda v: str(v),
 )
 def test_age_band_boundaries(age, band):
@@ -585,7 +720,8 @@ def test_age_band_keeps_missing_and_all_categories():
 
 
 @pytest.mark.parametrize(
-    ("parity", "band"), [(1, "1"), (2, "2"), (3, "3+"), (11, "3+"), (2.0, "2")],
+    ("parity", "band"),
+    [(1, "1"), (2, "2"), (3, "3+"), (11, "3+"), (2.0, "2")],
     ids=["1", "2", "3", "11", "float-2"],
 )
 def test_parity_band(parity, band):
@@ -597,8 +733,12 @@ def test_parity_band(parity, band):
     [
         (ev.age_band, [30, -1], r"'age_years'.*>= 0.*got -1 at index 1"),
         (ev.age_band, [float("inf")], r"'age_years'.*got inf at index 0"),
-        (ev.parity_band, [2, 0], r"'parity'.*whole numbers of births >= 1.*got 0 "
-                                 r"at index 1"),
+        (
+            ev.parity_band,
+            [2, 0],
+            r"'parity'.*whole numbers of births >= 1.*got 0 "
+            r"at index 1",
+        ),
         (ev.parity_band, [1.5], r"'parity'.*got 1.5 at index 0"),
     ],
     ids=["negative-age", "infinite-age", "parity-0", "parity-fraction"],

@@ -126,10 +126,12 @@ def test_decision_function_is_intercept_plus_slope_times_margin(logistic_model):
     model, X, _ = logistic_model
     m = margin(model.estimator_, X)
     np.testing.assert_allclose(model.margin(X), m)
-    np.testing.assert_allclose(model.decision_function(X),
-                               model.intercept_ + model.slope_ * m)
-    np.testing.assert_allclose(model.predict_proba(X)[:, 1],
-                               expit(model.intercept_ + model.slope_ * m))
+    np.testing.assert_allclose(
+        model.decision_function(X), model.intercept_ + model.slope_ * m
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(X)[:, 1], expit(model.intercept_ + model.slope_ * m)
+    )
 
 
 def test_predict_is_positive_from_risk_one_half(logistic_model):
@@ -140,7 +142,8 @@ def test_predict_is_positive_from_risk_one_half(logistic_model):
 
 
 @pytest.mark.parametrize(
-    "labels", [(False, True), ("no", "yes"), (1, 2), (-1, 1)],
+    "labels",
+    [(False, True), ("no", "yes"), (1, 2), (-1, 1)],
     ids=["bool", "str", "one-two", "minus-one-one"],
 )
 def test_any_two_labels_give_the_same_model_as_zero_one(labels):
@@ -155,11 +158,13 @@ def test_any_two_labels_give_the_same_model_as_zero_one(labels):
 
 
 def test_a_dataframe_reaches_the_estimator_unchanged():
-    frame = pd.DataFrame({
-        "patient_id": [f"P{i}" for i in range(40)],
-        "score": np.linspace(-3, 3, 40),
-        "site": pd.Categorical(["a", "b"] * 20),
-    })
+    frame = pd.DataFrame(
+        {
+            "patient_id": [f"P{i}" for i in range(40)],
+            "score": np.linspace(-3, 3, 40),
+            "site": pd.Categorical(["a", "b"] * 20),
+        }
+    )
     y = np.where(np.arange(40) % 3 == 0, "fracture", "none")
     model = PlattCalibratedClassifier(estimator=_Spy(), cv=3, random_state=0)
     model.fit(frame, y)
@@ -189,10 +194,14 @@ def test_fit_rejects_targets_it_cannot_calibrate(y, match):
 # ---------------------------------------------------------------- recalibration
 
 
-@pytest.mark.parametrize("prevalence", [4.6e-4, 0.05, 0.5, 0.9],
-                         ids=["population", "referral", "half", "common"])
-def test_recalibrate_to_a_prevalence_shifts_only_the_intercept(logistic_model,
-                                                               prevalence):
+@pytest.mark.parametrize(
+    "prevalence",
+    [4.6e-4, 0.05, 0.5, 0.9],
+    ids=["population", "referral", "half", "common"],
+)
+def test_recalibrate_to_a_prevalence_shifts_only_the_intercept(
+    logistic_model, prevalence
+):
     model, X, _ = logistic_model
     before = (model.intercept_, model.slope_, model.prevalence_)
     new = recalibrate(model, prevalence=prevalence)
@@ -200,11 +209,13 @@ def test_recalibrate_to_a_prevalence_shifts_only_the_intercept(logistic_model,
     assert new.intercept_ - model.intercept_ == pytest.approx(shift, abs=1e-12)
     assert new.slope_ == model.slope_
     assert new.prevalence_ == prevalence
-    np.testing.assert_allclose(new.decision_function(X) - model.decision_function(X),
-                               shift, atol=1e-9)
+    np.testing.assert_allclose(
+        new.decision_function(X) - model.decision_function(X), shift, atol=1e-9
+    )
     old_risk, new_risk = model.predict_proba(X)[:, 1], new.predict_proba(X)[:, 1]
-    assert np.array_equal(np.argsort(old_risk, kind="stable"),
-                          np.argsort(new_risk, kind="stable"))
+    assert np.array_equal(
+        np.argsort(old_risk, kind="stable"), np.argsort(new_risk, kind="stable")
+    )
     assert (model.intercept_, model.slope_, model.prevalence_) == before
     assert new is not model
 
@@ -240,8 +251,20 @@ def test_recalibrate_to_data_matches_the_mean_risk(logistic_model):
         (lambda X, y: {"X": X, "y": np.where(y, 2, 0)}, "'y'.*not classes"),
         (lambda X, y: {"X": X, "y": y[:-1]}, "inconsistent numbers of samples"),
     ],
-    ids=["nothing", "both", "X-only", "y-only", "zero", "one", "negative", "text",
-         "bool", "one-class", "unknown-label", "lengths"],
+    ids=[
+        "nothing",
+        "both",
+        "X-only",
+        "y-only",
+        "zero",
+        "one",
+        "negative",
+        "text",
+        "bool",
+        "one-class",
+        "unknown-label",
+        "lengths",
+    ],
 )
 def test_recalibrate_rejects_bad_arguments(logistic_model, arguments, match):
     model, X, y = logistic_model
@@ -261,8 +284,16 @@ def test_recalibrate_needs_a_fitted_model():
 
 @pytest.mark.parametrize(
     ("risk", "category"),
-    [(0.0, "low"), (0.0199999, "low"), (0.02, "moderate"), (0.05, "moderate"),
-     (0.0999999, "moderate"), (0.1, "high"), (0.7, "high"), (1.0, "high")],
+    [
+        (0.0, "low"),
+        (0.0199999, "low"),
+        (0.02, "moderate"),
+        (0.05, "moderate"),
+        (0.0999999, "moderate"),
+        (0.1, "high"),
+        (0.7, "high"),
+        (1.0, "high"),
+    ],
     ids=lambda v: str(v),
 )
 def test_categorize_boundaries_are_inclusive(logistic_model, risk, category):
@@ -282,8 +313,11 @@ def test_categorize_without_thresholds_is_all_low():
     assert set(model.categorize([0.0, 0.3, 0.99, 1.0]).tolist()) == {"low"}
 
 
-@pytest.mark.parametrize("value", [0.0, 1.0, 1.5, -0.1, "0.1", True],
-                         ids=["zero", "one", "above-one", "negative", "text", "bool"])
+@pytest.mark.parametrize(
+    "value",
+    [0.0, 1.0, 1.5, -0.1, "0.1", True],
+    ids=["zero", "one", "above-one", "negative", "text", "bool"],
+)
 def test_threshold_outside_zero_one_raises_at_fit(value):
     X, y = _logistic_data(300)
     model = PlattCalibratedClassifier(thresholds={"moderate": 0.02, "high": value})
@@ -296,8 +330,14 @@ def test_threshold_outside_zero_one_raises_at_fit(value):
 
 @pytest.mark.parametrize(
     ("z", "group"),
-    [(-2.0, "positive"), (-2.0001, "positive"), (-5.0, "positive"),
-     (-1.9999, "negative"), (0.0, "negative"), (np.nan, "unknown")],
+    [
+        (-2.0, "positive"),
+        (-2.0001, "positive"),
+        (-5.0, "positive"),
+        (-1.9999, "negative"),
+        (0.0, "negative"),
+        (np.nan, "unknown"),
+    ],
     ids=["exactly-minus-two", "just-below", "far-below", "just-above", "zero", "nan"],
 )
 def test_rule_groups_follow_z_at_or_below_minus_two(z, group):
@@ -316,9 +356,11 @@ def test_rule_rates_are_jeffreys_estimates(with_missing):
     expected_unknown = 0.5 / 6 if with_missing else 4.5 / (n + 1)  # else: overall
     assert rule.rates_ == pytest.approx(
         {"positive": 3.5 / 11, "negative": 1.5 / 21, "unknown": expected_unknown},
-        abs=1e-15)
-    np.testing.assert_allclose(rule.decision_function([[np.nan]]),
-                               logit(expected_unknown))
+        abs=1e-15,
+    )
+    np.testing.assert_allclose(
+        rule.decision_function([[np.nan]]), logit(expected_unknown)
+    )
 
 
 def test_rule_predict_agrees_with_its_probabilities():
@@ -334,13 +376,14 @@ def test_rule_predict_agrees_with_its_probabilities():
 
 
 def test_rule_reads_its_column_by_name_from_a_dataframe():
-    frame = pd.DataFrame({"patient_id": ["a", "b", "c", "d"],
-                          "lowest_z": [-2.5, -1.0, np.nan, -2.0]})
-    rule = ClinicalRuleClassifier(column="lowest_z").fit(frame, ["no", "no", "no",
-                                                                 "yes"])
+    frame = pd.DataFrame(
+        {"patient_id": ["a", "b", "c", "d"], "lowest_z": [-2.5, -1.0, np.nan, -2.0]}
+    )
+    rule = ClinicalRuleClassifier(column="lowest_z").fit(
+        frame, ["no", "no", "no", "yes"]
+    )
     assert rule.classes_.tolist() == ["no", "yes"]
-    assert rule.apply(frame).tolist() == ["positive", "negative", "unknown",
-                                          "positive"]
+    assert rule.apply(frame).tolist() == ["positive", "negative", "unknown", "positive"]
     with pytest.raises(ValueError, match="no column 'lowest_z'"):
         rule.predict(frame.rename(columns={"lowest_z": "z"}))
     with pytest.raises(ValueError, match="column='lowest_z' names a column"):
@@ -387,7 +430,9 @@ def test_every_model_fits_and_predicts_probabilities(zoo, cohort, name):
     model = zoo(name)
     assert isinstance(model.estimator_, Pipeline)
     assert [model.estimator_.steps[0][0], model.estimator_.steps[-1][0]] == [
-        "features", "model"]
+        "features",
+        "model",
+    ]
     risk = model.predict_proba(X)[:, 1]
     assert risk.shape == (len(X),)
     assert np.all((risk > 0) & (risk < 1))
@@ -430,18 +475,24 @@ def test_make_model_rejects_unknown_names(name, params, match):
     ids=["default-override", "passthrough", "hgb", "logistic", "rule"],
 )
 def test_make_model_passes_hyperparameters_on(name, params, param, value):
-    model = make_model(name, params=params, thresholds=THRESHOLDS, cv=3,
-                       random_state=4)
+    model = make_model(name, params=params, thresholds=THRESHOLDS, cv=3, random_state=4)
     assert model.estimator[-1].get_params()[param] == value
     assert (model.cv, model.random_state, model.thresholds) == (3, 4, THRESHOLDS)
 
 
 def test_xgboost_gets_monotone_constraints_from_the_catalog():
-    constraints = make_model("xgboost").estimator[-1].get_params()[
-        "monotone_constraints"]
-    expected = {"lowest_z": -1, "z_lumbar_spine": -1, "bmd_femoral_neck": -1,
-                "lactation_months": 1, "cumulative_lactation_months": 1,
-                "lactation_x_parity": 1, "vitamin_d_25oh": -1}
+    constraints = (
+        make_model("xgboost").estimator[-1].get_params()["monotone_constraints"]
+    )
+    expected = {
+        "lowest_z": -1,
+        "z_lumbar_spine": -1,
+        "bmd_femoral_neck": -1,
+        "lactation_months": 1,
+        "cumulative_lactation_months": 1,
+        "lactation_x_parity": 1,
+        "vitamin_d_25oh": -1,
+    }
     assert {k: constraints.get(k) for k in expected} == expected
     assert "age_years" not in constraints  # no direction in the catalog
     free = make_model("xgboost", params={"monotone": False})
@@ -461,9 +512,12 @@ def _with_site_z(row: pd.DataFrame, site: str, z: float) -> pd.DataFrame:
 
 
 @settings(max_examples=30, deadline=None)
-@given(row=st.integers(0, 2999),
-       site=st.sampled_from([f.name for f in CATALOG.bmd_sites]),
-       z=st.floats(-5.0, 4.0), drop=st.floats(0.01, 3.0))
+@given(
+    row=st.integers(0, 2999),
+    site=st.sampled_from([f.name for f in CATALOG.bmd_sites]),
+    z=st.floats(-5.0, 4.0),
+    drop=st.floats(0.01, 3.0),
+)
 def test_xgboost_risk_never_falls_as_bmd_falls(zoo, cohort, row, site, z, drop):
     X, _ = cohort
     model = zoo("xgboost")
@@ -474,8 +528,7 @@ def test_xgboost_risk_never_falls_as_bmd_falls(zoo, cohort, row, site, z, drop):
 
 
 @settings(max_examples=30, deadline=None)
-@given(row=st.integers(0, 2999), months=st.floats(0.0, 30.0),
-       more=st.floats(0.1, 24.0))
+@given(row=st.integers(0, 2999), months=st.floats(0.0, 30.0), more=st.floats(0.1, 24.0))
 def test_xgboost_risk_never_falls_with_more_lactation(zoo, cohort, row, months, more):
     X, _ = cohort
     model = zoo("xgboost")
@@ -490,8 +543,10 @@ def test_xgboost_risk_never_falls_with_more_lactation(zoo, cohort, row, months, 
 def test_same_random_state_gives_identical_predictions(cohort, name):
     X, y = cohort
     X, y = X.iloc[:1200], y[:1200]
-    params = {"xgboost": {"n_estimators": 40}, "hist_gradient_boosting":
-              {"max_iter": 40}}.get(name)
+    params = {
+        "xgboost": {"n_estimators": 40},
+        "hist_gradient_boosting": {"max_iter": 40},
+    }.get(name)
     first = make_model(name, params=params, random_state=3).fit(X, y)
     second = make_model(name, params=params, random_state=3).fit(X, y)
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))

@@ -17,8 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-         "--wheel-dir", str(out), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(REPO),
+        ],
         check=True,
     )
     (path,) = out.glob("plo_risk-*.whl")
@@ -35,17 +44,33 @@ def test_wheel_contains_data_files(wheel):
 def test_installed_wheel_finds_catalog_from_another_folder(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = ("import plo_risk, plo_risk.catalog as c; "
-            "p = c.default_catalog_path(); print(p); "
-            "assert 'site' in str(p) and len(c.load_catalog()) > 40")
+    code = (
+        "import plo_risk, plo_risk.catalog as c; "
+        "p = c.default_catalog_path(); print(p); "
+        "assert 'site' in str(p) and len(c.load_catalog()) > 40"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert str(target) in done.stdout
