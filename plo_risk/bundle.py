@@ -42,7 +42,13 @@ from sklearn.pipeline import Pipeline
 
 from plo_risk.catalog import Catalog, load_catalog
 
-__all__ = ["BundleError", "BundleInfo", "data_fingerprint", "load_bundle", "save_bundle"]
+__all__ = [
+    "BundleError",
+    "BundleInfo",
+    "data_fingerprint",
+    "load_bundle",
+    "save_bundle",
+]
 
 FORMAT = "plo-risk-bundle"
 FORMAT_VERSION = 1
@@ -116,8 +122,7 @@ def _sha256(path: Path) -> str:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("plo-risk", "xgboost-cpu", "scikit-learn", "numpy", "pandas",
-                 "skops"):
+    for dist in ("plo-risk", "xgboost-cpu", "scikit-learn", "numpy", "pandas", "skops"):
         try:
             out[dist] = version(dist)
         except Exception:  # noqa: BLE001 - a missing distribution is just not listed
@@ -173,24 +178,43 @@ def save_bundle(
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     pipe = model.estimator_
     if not isinstance(pipe, Pipeline) or pipe.steps[0][0] != "features":
-        raise BundleError("The model's estimator_ must be a Pipeline whose first step "
-                          "is 'features'")
+        raise BundleError(
+            "The model's estimator_ must be a Pipeline whose first step is 'features'"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         (tmp / "features.json").write_bytes(
-            _canonical(pipeline_to_dict(pipe.named_steps["features"])))
+            _canonical(pipeline_to_dict(pipe.named_steps["features"]))
+        )
         tail = pipe[1:]
         final = tail[-1]
+        ensemble = []
         if type(final).__module__.startswith("xgboost") and len(tail) == 1:
             kind = "xgboost"
             final.get_booster().save_model(str(tmp / "model.json"))
+            for i, member in enumerate(getattr(model, "ensemble_", None) or []):
+                name = f"ensemble-{i:03d}.json"
+                member["estimator"].get_booster().save_model(str(tmp / name))
+                ensemble.append(
+                    {
+                        "file": name,
+                        "intercept": float(member["intercept"]),
+                        "slope": float(member["slope"]),
+                    }
+                )
         elif isinstance(final, ClinicalRuleClassifier) and len(tail) == 1:
             kind = "clinical_rule"
-            (tmp / "rule.json").write_bytes(_canonical({
-                "column": final.column, "threshold": float(final.threshold),
-                "rates": final.rates_, "classes": final.classes_.tolist(),
-            }))
+            (tmp / "rule.json").write_bytes(
+                _canonical(
+                    {
+                        "column": final.column,
+                        "threshold": float(final.threshold),
+                        "rates": final.rates_,
+                        "classes": final.classes_.tolist(),
+                    }
+                )
+            )
         else:
             import skops.io as sio
 
@@ -202,25 +226,29 @@ def save_bundle(
             "format_version": FORMAT_VERSION,
             "model_name": model_name,
             "model_kind": kind,
-            "model_version": (extra or {}).get("model_version") or
-            datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+            "model_version": (extra or {}).get("model_version")
+            or datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {**_versions(), "plo_risk": __version__},
             "catalog_sha256": catalog.sha256,
-            "feature_names_in": [str(c) for c in getattr(model, "feature_names_in_",
-                                                         [])],
+            "feature_names_in": [
+                str(c) for c in getattr(model, "feature_names_in_", [])
+            ],
             "calibration": {
-                "intercept": float(model.intercept_), "slope": float(model.slope_),
+                "intercept": float(model.intercept_),
+                "slope": float(model.slope_),
                 "prevalence": float(model.prevalence_),
                 "n_train": int(getattr(model, "n_train_", 0)),
                 "cv": int(model.cv),
                 "classes": [_jsonable(c) for c in np.asarray(model.classes_).tolist()],
             },
             "thresholds": {k: float(v) for k, v in (model.thresholds or {}).items()},
+            "ensemble": ensemble,
             "training_data": dict(training_data or {}),
             "metrics": _jsonable(dict(metrics or {})),
-            "extra": _jsonable({k: v for k, v in (extra or {}).items()
-                                if k != "model_version"}),
+            "extra": _jsonable(
+                {k: v for k, v in (extra or {}).items() if k != "model_version"}
+            ),
             "files": files,
         }
         manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
@@ -257,8 +285,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_dir():
-        raise BundleError(f"{path}: not a bundle folder (it does not exist or is a "
-                          "file)")
+        raise BundleError(
+            f"{path}: not a bundle folder (it does not exist or is a file)"
+        )
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"{path}: {MANIFEST} is missing")
@@ -270,24 +299,32 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{mpath}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{mpath}: format_version={manifest.get('format_version')!r}"
-                          f"; this plo_risk reads version {FORMAT_VERSION}")
+        raise BundleError(
+            f"{mpath}: format_version={manifest.get('format_version')!r}"
+            f"; this plo_risk reads version {FORMAT_VERSION}"
+        )
     claimed = manifest.pop("manifest_sha256", None)
     if claimed != hashlib.sha256(_canonical(manifest)).hexdigest() or raw != _canonical(
-            {**manifest, "manifest_sha256": claimed}):
-        raise BundleError(f"{mpath}: manifest.json was modified (its hash does not "
-                          "match its content)")
+        {**manifest, "manifest_sha256": claimed}
+    ):
+        raise BundleError(
+            f"{mpath}: manifest.json was modified (its hash does not match its content)"
+        )
     files = manifest.get("files") or {}
     present = {p.name for p in path.iterdir()} - {MANIFEST}
     for name in sorted(set(files) - present):
         raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
     for name in sorted(present - set(files)):
-        raise BundleError(f"{path}: {name} is not part of the bundle (not in "
-                          "manifest.json); remove it")
+        raise BundleError(
+            f"{path}: {name} is not part of the bundle (not in "
+            "manifest.json); remove it"
+        )
     for name, digest in sorted(files.items()):
         if _sha256(path / name) != digest:
-            raise BundleError(f"{path / name}: {name} was modified (sha256 does not "
-                              "match manifest.json)")
+            raise BundleError(
+                f"{path / name}: {name} was modified (sha256 does not "
+                "match manifest.json)"
+            )
     return manifest
 
 
@@ -323,8 +360,9 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
             "with the catalog it was trained with"
         )
     try:
-        features = pipeline_from_dict(json.loads((path / "features.json").read_bytes()),
-                                      catalog)
+        features = pipeline_from_dict(
+            json.loads((path / "features.json").read_bytes()), catalog
+        )
     except ValueError as exc:
         raise BundleError(f"{path / 'features.json'}: {exc}") from None
     kind = manifest["model_kind"]
@@ -335,12 +373,31 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
         try:
             final.load_model(str(path / "model.json"))
         except Exception as exc:  # noqa: BLE001 - xgboost raises its own error types
-            raise BundleError(f"{path / 'model.json'}: cannot be read by xgboost "
-                              f"({exc})") from None
+            raise BundleError(
+                f"{path / 'model.json'}: cannot be read by xgboost ({exc})"
+            ) from None
         tail = [("model", final)]
+        members = []
+        for member in manifest.get("ensemble") or []:
+            est = XGBClassifier()
+            try:
+                est.load_model(str(path / member["file"]))
+            except Exception as exc:  # noqa: BLE001
+                raise BundleError(
+                    f"{path / member['file']}: cannot be read by xgboost ({exc})"
+                ) from None
+            members.append(
+                {
+                    "estimator": est,
+                    "intercept": float(member["intercept"]),
+                    "slope": float(member["slope"]),
+                }
+            )
     elif kind == "clinical_rule":
         rule = json.loads((path / "rule.json").read_bytes())
-        final = ClinicalRuleClassifier(column=rule["column"], threshold=rule["threshold"])
+        final = ClinicalRuleClassifier(
+            column=rule["column"], threshold=rule["threshold"]
+        )
         final.rates_ = {k: float(v) for k, v in rule["rates"].items()}
         final.classes_ = np.asarray(rule["classes"])
         tail = [("model", final)]
@@ -350,31 +407,40 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
         file = path / "model.skops"
         untrusted = set(sio.get_untrusted_types(file=file)) - set(_SKOPS_TRUSTED)
         if untrusted:
-            raise BundleError(f"{file}: contains types outside the allowlist "
-                              f"{sorted(untrusted)}; refusing to load it")
+            raise BundleError(
+                f"{file}: contains types outside the allowlist "
+                f"{sorted(untrusted)}; refusing to load it"
+            )
         tail = sio.load(file, trusted=sorted(set(sio.get_untrusted_types(file=file))))
         tail = list(tail.steps)
     else:
         raise BundleError(f"{path / MANIFEST}: unknown model_kind {kind!r}")
     pipe = Pipeline([("features", features), *tail])
     cal = manifest["calibration"]
-    model = PlattCalibratedClassifier(estimator=pipe, cv=cal["cv"],
-                                      thresholds=manifest["thresholds"] or None)
+    model = PlattCalibratedClassifier(
+        estimator=pipe, cv=cal["cv"], thresholds=manifest["thresholds"] or None
+    )
     model.estimator_ = pipe
     model.intercept_ = float(cal["intercept"])
     model.slope_ = float(cal["slope"])
     model.prevalence_ = float(cal["prevalence"])
     model.n_train_ = int(cal["n_train"])
     model.classes_ = np.asarray(cal.get("classes", [0, 1]))
+    if kind == "xgboost" and members:
+        model.ensemble_ = members
     names = manifest.get("feature_names_in") or []
     if names:
         model.feature_names_in_ = np.asarray(names, dtype=object)
         model.n_features_in_ = len(names)
     info = BundleInfo(
-        model_name=manifest["model_name"], model_version=manifest["model_version"],
-        created=manifest["created"], catalog_sha256=manifest["catalog_sha256"],
-        versions=manifest["versions"], training_data=manifest["training_data"],
-        metrics=manifest["metrics"], thresholds=manifest["thresholds"],
+        model_name=manifest["model_name"],
+        model_version=manifest["model_version"],
+        created=manifest["created"],
+        catalog_sha256=manifest["catalog_sha256"],
+        versions=manifest["versions"],
+        training_data=manifest["training_data"],
+        metrics=manifest["metrics"],
+        thresholds=manifest["thresholds"],
         extra=manifest.get("extra") or {},
     )
     return model, info

@@ -54,13 +54,19 @@ __all__ = [
     "MODEL_NAMES",
     "ClinicalRuleClassifier",
     "PlattCalibratedClassifier",
+    "ensemble_risks",
+    "fit_bootstrap_ensemble",
     "make_model",
     "margin",
     "recalibrate",
 ]
 
-MODEL_NAMES = ("xgboost", "hist_gradient_boosting", "logistic_regression",
-               "clinical_rule")
+MODEL_NAMES = (
+    "xgboost",
+    "hist_gradient_boosting",
+    "logistic_regression",
+    "clinical_rule",
+)
 
 #: ISCD: in premenopausal women a Z-score of -2.0 or lower is "below the expected
 #: range for age"; the PLO cohorts of seed Table 3 (row 4, ref 49) use it as the
@@ -70,18 +76,34 @@ ISCD_Z_THRESHOLD = -2.0
 # Defaults of each model's hyperparameters; a config file overrides any of them.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {
-        "n_estimators": 300, "max_depth": 4, "learning_rate": 0.05,
-        "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 2.0,
-        "reg_lambda": 1.0, "monotone": True, "n_jobs": 2,
+        "n_estimators": 300,
+        "max_depth": 4,
+        "learning_rate": 0.05,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 2.0,
+        "reg_lambda": 1.0,
+        "monotone": True,
+        "n_jobs": 2,
     },
     "hist_gradient_boosting": {
-        "max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15,
-        "l2_regularization": 1.0, "early_stopping": False,
+        "max_iter": 300,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 15,
+        "l2_regularization": 1.0,
+        "early_stopping": False,
     },
     "logistic_regression": {
-        "C": 1.0, "n_knots": 4,
-        "spline_columns": ["lowest_z", "age_years", "bmi", "lactation_months",
-                           "vitamin_d_25oh", "calcium_intake_mg_day"],
+        "C": 1.0,
+        "n_knots": 4,
+        "spline_columns": [
+            "lowest_z",
+            "age_years",
+            "bmi",
+            "lactation_months",
+            "vitamin_d_25oh",
+            "calcium_intake_mg_day",
+        ],
     },
     "clinical_rule": {"threshold": ISCD_Z_THRESHOLD, "column": "lowest_z"},
 }
@@ -129,8 +151,9 @@ def _fit_platt(m: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     from plo_risk.evaluation import _logistic_irls
 
     design = np.column_stack([np.ones_like(m), m])
-    beta, _, converged = _logistic_irls(design, y.astype(np.float64),
-                                        np.ones_like(m), beta=np.array([0.0, 1.0]))
+    beta, _, converged = _logistic_irls(
+        design, y.astype(np.float64), np.ones_like(m), beta=np.array([0.0, 1.0])
+    )
     if not converged or not np.all(np.isfinite(beta)):
         # Separable or degenerate margins: keep the margin's own scale and fit the
         # intercept only (calibration-in-the-large), which always exists.
@@ -261,8 +284,9 @@ class PlattCalibratedClassifier(ClassifierMixin, BaseEstimator):
                 "fit the calibration on out-of-fold margins; got class counts "
                 f"{dict(zip(classes.tolist(), counts.tolist(), strict=True))}."
             )
-        folds = StratifiedKFold(n_splits=n_splits, shuffle=True,
-                                random_state=self.random_state)
+        folds = StratifiedKFold(
+            n_splits=n_splits, shuffle=True, random_state=self.random_state
+        )
         oof = np.empty(len(y), dtype=np.float64)
         for train, test in folds.split(np.zeros(len(y)), y):
             est = clone(base).fit(_rows(X, train), y[train])
@@ -276,8 +300,11 @@ class PlattCalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_thresholds(self) -> None:
         for name, value in (self.thresholds or {}).items():
-            if (isinstance(value, bool) or not isinstance(value, Real)
-                    or not 0.0 < float(value) < 1.0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, Real)
+                or not 0.0 < float(value) < 1.0
+            ):
                 raise ValueError(
                     f"The threshold {name!r} of PlattCalibratedClassifier must be a "
                     f"probability in (0, 1). Got {value!r} instead."
@@ -295,8 +322,7 @@ class PlattCalibratedClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
 
     def decision_function(self, X) -> np.ndarray:
-        """Calibrated log-odds of the positive class: ``intercept_ + slope_ * margin``.
-        """
+        """Calibrated log-odds of the positive class: ``intercept_ + slope_ * margin``."""
         check_is_fitted(self)
         return self.intercept_ + self.slope_ * self.margin(X)
 
@@ -400,14 +426,18 @@ def recalibrate(
         )
     new = copy.deepcopy(model)
     if prevalence is not None:
-        if (isinstance(prevalence, bool) or not isinstance(prevalence, Real)
-                or not 0.0 < float(prevalence) < 1.0):
+        if (
+            isinstance(prevalence, bool)
+            or not isinstance(prevalence, Real)
+            or not 0.0 < float(prevalence) < 1.0
+        ):
             raise ValueError(
                 "The 'prevalence' parameter of recalibrate must be a float in the "
                 f"range (0, 1). Got {prevalence!r} instead."
             )
         new.intercept_ = model.intercept_ + float(
-            logit(prevalence) - logit(model.prevalence_))
+            logit(prevalence) - logit(model.prevalence_)
+        )
         new.prevalence_ = float(prevalence)
         return new
     y = column_or_1d(y)
@@ -660,31 +690,56 @@ def make_model(
             f"{sorted(set(DEFAULT_PARAMS[name]) | _PASSTHROUGH_OK[name])}."
         )
     if name == "xgboost":
-        steps = [("features", build_pipeline(catalog)),
-                 ("model", _xgboost(merged, catalog, random_state))]
+        steps = [
+            ("features", build_pipeline(catalog)),
+            ("model", _xgboost(merged, catalog, random_state)),
+        ]
     elif name == "hist_gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        steps = [("features", build_pipeline(catalog)),
-                 ("model", HistGradientBoostingClassifier(random_state=random_state,
-                                                          **merged))]
+        steps = [
+            ("features", build_pipeline(catalog)),
+            (
+                "model",
+                HistGradientBoostingClassifier(random_state=random_state, **merged),
+            ),
+        ]
     elif name == "logistic_regression":
         steps = _logistic_steps(merged, catalog, random_state)
     else:
-        steps = [("features", build_pipeline(catalog)),
-                 ("model", ClinicalRuleClassifier(**merged))]
-    return PlattCalibratedClassifier(estimator=Pipeline(steps), cv=cv,
-                                     thresholds=dict(thresholds or {}) or None,
-                                     random_state=random_state)
+        steps = [
+            ("features", build_pipeline(catalog)),
+            ("model", ClinicalRuleClassifier(**merged)),
+        ]
+    return PlattCalibratedClassifier(
+        estimator=Pipeline(steps),
+        cv=cv,
+        thresholds=dict(thresholds or {}) or None,
+        random_state=random_state,
+    )
 
 
 # Hyperparameters passed straight to the underlying library beyond the defaults.
 _PASSTHROUGH_OK: dict[str, set[str]] = {
-    "xgboost": {"gamma", "max_bin", "reg_alpha", "min_split_loss", "max_delta_step",
-                "colsample_bylevel", "tree_method", "scale_pos_weight"},
-    "hist_gradient_boosting": {"max_depth", "min_samples_leaf", "max_bins",
-                               "max_features", "n_iter_no_change",
-                               "validation_fraction", "class_weight"},
+    "xgboost": {
+        "gamma",
+        "max_bin",
+        "reg_alpha",
+        "min_split_loss",
+        "max_delta_step",
+        "colsample_bylevel",
+        "tree_method",
+        "scale_pos_weight",
+    },
+    "hist_gradient_boosting": {
+        "max_depth",
+        "min_samples_leaf",
+        "max_bins",
+        "max_features",
+        "n_iter_no_change",
+        "validation_fraction",
+        "class_weight",
+    },
     "logistic_regression": {"max_iter", "class_weight", "tol"},
     "clinical_rule": set(),
 }
@@ -697,9 +752,12 @@ def _xgboost(params: dict, catalog: Catalog, random_state: int):
     monotone = params.pop("monotone")
     constraints = _feature_monotone(catalog) if monotone else None
     return XGBClassifier(
-        objective="binary:logistic", tree_method=params.pop("tree_method", "hist"),
-        random_state=random_state, monotone_constraints=constraints,
-        eval_metric="logloss", **params,
+        objective="binary:logistic",
+        tree_method=params.pop("tree_method", "hist"),
+        random_state=random_state,
+        monotone_constraints=constraints,
+        eval_metric="logloss",
+        **params,
     )
 
 
@@ -746,16 +804,28 @@ def _logistic_steps(params: dict, catalog: Catalog, random_state: int) -> list:
     spline_cols = list(params.pop("spline_columns"))
     n_knots = params.pop("n_knots")
     splines = ColumnTransformer(
-        [("splines", SplineTransformer(n_knots=n_knots, degree=3,
-                                       extrapolation="linear"), spline_cols)],
-        remainder="passthrough", verbose_feature_names_out=False,
+        [
+            (
+                "splines",
+                SplineTransformer(n_knots=n_knots, degree=3, extrapolation="linear"),
+                spline_cols,
+            )
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
     ).set_output(transform="pandas")
     return [
         ("features", build_pipeline(catalog, impute=True)),
         ("splines", splines),
         ("scale", StandardScaler().set_output(transform="pandas")),
-        ("model", LogisticRegression(max_iter=params.pop("max_iter", 2000),
-                                     random_state=random_state, **params)),
+        (
+            "model",
+            LogisticRegression(
+                max_iter=params.pop("max_iter", 2000),
+                random_state=random_state,
+                **params,
+            ),
+        ),
     ]
 
 
@@ -763,5 +833,81 @@ def _test_instances() -> list[BaseEstimator]:
     """Extra instances for tests/test_common.py."""
     # On the checks' standardized blobs, column 1 at or below 0 separates the
     # two classes (97.5% of make_blobs(n_samples=300, random_state=0)).
-    return [PlattCalibratedClassifier(cv=3, random_state=0),
-            ClinicalRuleClassifier(column=1, threshold=0.0)]
+    return [
+        PlattCalibratedClassifier(cv=3, random_state=0),
+        ClinicalRuleClassifier(column=1, threshold=0.0),
+    ]
+
+
+# ------------------------------------------------------- bootstrap ensemble
+
+
+def fit_bootstrap_ensemble(
+    model: PlattCalibratedClassifier,
+    X,
+    y,
+    *,
+    n_models: int = 20,
+    random_state: int = 0,
+) -> PlattCalibratedClassifier:
+    """Attach a small bootstrap ensemble to a fitted model, for risk intervals.
+
+    Each member refits the model's final estimator on a bootstrap resample of the
+    transformed training rows and gets its own Platt calibration fitted on the rows
+    it did not see (out of bag). The spread of the members' risks for a patient is
+    the model's uncertainty about that patient (a percentile interval). The
+    feature pipeline is shared: its fitted state does not depend on the rows.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        Fitted, with a Pipeline estimator_ whose first step is ``features``.
+    X, y
+        The training data the model was fitted on.
+    n_models : int, default=20
+    random_state : int, default=0
+
+    Returns
+    -------
+    PlattCalibratedClassifier
+        ``model`` itself, with ``ensemble_``: a list of dicts with ``estimator``,
+        ``intercept`` and ``slope``.
+    """
+    check_is_fitted(model)
+    if not isinstance(n_models, Integral) or n_models < 2:
+        raise ValueError(
+            "The 'n_models' parameter of fit_bootstrap_ensemble must be "
+            f"an int >= 2. Got {n_models!r} instead."
+        )
+    pipe = model.estimator_
+    Xt = pipe[:-1].transform(X)
+    y01 = (np.asarray(y) == model.classes_[1]).astype(np.int64)
+    rng = np.random.default_rng(random_state)
+    members = []
+    n = len(y01)
+    while len(members) < n_models:
+        idx = rng.integers(0, n, n)
+        oob = np.ones(n, dtype=bool)
+        oob[idx] = False
+        if len(np.unique(y01[idx])) < 2 or len(np.unique(y01[oob])) < 2:
+            continue
+        est = clone(pipe[-1])
+        if hasattr(est, "random_state"):
+            est.set_params(random_state=int(rng.integers(0, 2**31 - 1)))
+        est.fit(_rows(Xt, idx), y01[idx])
+        a, b = _fit_platt(margin(est, _rows(Xt, np.flatnonzero(oob))), y01[oob])
+        members.append({"estimator": est, "intercept": a, "slope": b})
+    model.ensemble_ = members
+    return model
+
+
+def ensemble_risks(model: PlattCalibratedClassifier, X) -> np.ndarray:
+    """Calibrated risks of every ensemble member, shape (n_models, n_samples)."""
+    check_is_fitted(model, "ensemble_")
+    Xt = model.estimator_[:-1].transform(X)
+    return np.vstack(
+        [
+            expit(m["intercept"] + m["slope"] * margin(m["estimator"], Xt))
+            for m in model.ensemble_
+        ]
+    )

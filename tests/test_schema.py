@@ -34,10 +34,18 @@ def test_minimal_record_fills_every_field():
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("lactation_months", -3, r"lactation_months=-3: must be a number between 0 and 60"),
+        (
+            "lactation_months",
+            -3,
+            r"lactation_months=-3: must be a number between 0 and 60",
+        ),
         ("parity", 2.5, r"parity=2\.5: must be a whole number"),
         ("age_years", "old", r"age_years='old': must be a finite number"),
-        ("vitamin_d_25oh", float("inf"), r"vitamin_d_25oh=inf: must be a finite number"),
+        (
+            "vitamin_d_25oh",
+            float("inf"),
+            r"vitamin_d_25oh=inf: must be a finite number",
+        ),
         ("smoking", "maybe", r"smoking='maybe': must be true or false"),
         ("ancestry", "europian", r"did you mean 'european'"),
         ("heparin", 2, r"heparin=2: must be true or false"),
@@ -45,9 +53,18 @@ def test_minimal_record_fills_every_field():
         ("age_years", None, r"age_years=missing: is required"),
         ("months_postpartum", "", r"months_postpartum='': is required"),
     ],
-    ids=["negative-months", "fractional-parity", "string-in-number", "inf",
-         "bad-bool-word", "category-typo", "bool-out-of-range", "bool-as-number",
-         "required-none", "required-empty-string"],
+    ids=[
+        "negative-months",
+        "fractional-parity",
+        "string-in-number",
+        "inf",
+        "bad-bool-word",
+        "category-typo",
+        "bool-out-of-range",
+        "bool-as-number",
+        "required-none",
+        "required-empty-string",
+    ],
 )
 def test_bad_value_message_names_field_value_and_allowed(field, value, match):
     with pytest.raises(ValidationError, match=match) as info:
@@ -57,21 +74,36 @@ def test_bad_value_message_names_field_value_and_allowed(field, value, match):
 
 def test_every_bad_field_is_listed_at_once():
     with pytest.raises(ValidationError) as info:
-        validate_record({"age_years": "x", "parity": 0, "lactation_months": -1,
-                         "smoking": "sometimes"})
+        validate_record(
+            {
+                "age_years": "x",
+                "parity": 0,
+                "lactation_months": -1,
+                "smoking": "sometimes",
+            }
+        )
     assert set(_problem_fields(info.value)) == {
-        "age_years", "parity", "months_postpartum", "lactation_months", "smoking"}
+        "age_years",
+        "parity",
+        "months_postpartum",
+        "lactation_months",
+        "smoking",
+    }
     assert str(info.value).startswith("5 invalid fields")
 
 
 def test_unknown_field_suggests_closest_name():
-    with pytest.raises(ValidationError, match=r"lactation_month=4: unknown field; "
-                       r"did you mean 'lactation_months'\?"):
+    with pytest.raises(
+        ValidationError,
+        match=r"lactation_month=4: unknown field; "
+        r"did you mean 'lactation_months'\?",
+    ):
         validate_record({**BASE, "lactation_month": 4})
 
 
-@pytest.mark.parametrize("record", [None, [], "age_years=31", 3],
-                         ids=["none", "list", "string", "int"])
+@pytest.mark.parametrize(
+    "record", [None, [], "age_years=31", 3], ids=["none", "list", "string", "int"]
+)
 def test_not_a_mapping(record):
     with pytest.raises(ValidationError, match=r"record=.*must be a mapping"):
         validate_record(record)
@@ -85,15 +117,25 @@ def test_empty_record_lists_required_fields():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("yes", True), ("No", False), (" TRUE ", True), (1, True), (0.0, False),
-     ("0", False), (np.bool_(True), True)],
+    [
+        ("yes", True),
+        ("No", False),
+        (" TRUE ", True),
+        (1, True),
+        (0.0, False),
+        ("0", False),
+        (np.bool_(True), True),
+    ],
 )
 def test_bool_words(raw, expected):
     assert validate_record({**BASE, "smoking": raw})["smoking"] is expected
 
 
 def test_category_is_normalised():
-    assert validate_record({**BASE, "ancestry": " East Asian "})["ancestry"] == "east_asian"
+    assert (
+        validate_record({**BASE, "ancestry": " East Asian "})["ancestry"]
+        == "east_asian"
+    )
 
 
 def test_patient_id_and_outcome_pass_through():
@@ -136,23 +178,31 @@ def test_conversion_round_trip_both_directions():
     # ng/mL -> nmol/L -> ng/mL is the identity.
     ng = 23.0
     nmol = ng * 2.496
-    back = validate_record({**BASE, "vitamin_d_25oh": nmol},
-                           units={"vitamin_d_25oh": "nmol/L"})["vitamin_d_25oh"]
+    back = validate_record(
+        {**BASE, "vitamin_d_25oh": nmol}, units={"vitamin_d_25oh": "nmol/L"}
+    )["vitamin_d_25oh"]
     assert back == pytest.approx(ng, rel=1e-4)
 
 
 def test_range_is_checked_after_conversion_and_message_shows_both_units():
-    with pytest.raises(ValidationError, match=r"vitamin_d_25oh=600 nmol/L: must be a "
-                       r"number between 0 and 200 ng/mL \(0 to 499\.2 nmol/L\)"):
-        validate_record({**BASE, "vitamin_d_25oh": 600}, units={"vitamin_d_25oh": "nmol/L"})
+    with pytest.raises(
+        ValidationError,
+        match=r"vitamin_d_25oh=600 nmol/L: must be a "
+        r"number between 0 and 200 ng/mL \(0 to 499\.2 nmol/L\)",
+    ):
+        validate_record(
+            {**BASE, "vitamin_d_25oh": 600}, units={"vitamin_d_25oh": "nmol/L"}
+        )
 
 
 @pytest.mark.parametrize(
     ("units", "match"),
-    [({"vitamin_d_25oh": "nmol/l"}, r"did you mean 'nmol/L'"),
-     ({"vitamin_d": "nmol/L"}, r"vitamin_d: unknown field in units=; did you mean"),
-     ({"smoking": "packs"}, r"smoking='packs': has no unit"),
-     ("nmol/L", r"units='nmol/L': must be a mapping")],
+    [
+        ({"vitamin_d_25oh": "nmol/l"}, r"did you mean 'nmol/L'"),
+        ({"vitamin_d": "nmol/L"}, r"vitamin_d: unknown field in units=; did you mean"),
+        ({"smoking": "packs"}, r"smoking='packs': has no unit"),
+        ("nmol/L", r"units='nmol/L': must be a mapping"),
+    ],
     ids=["unit-typo", "unknown-field", "unit-on-bool", "not-a-mapping"],
 )
 def test_bad_units(units, match):
@@ -192,17 +242,27 @@ def test_given_values_are_not_overwritten():
 
 
 def test_score_implying_impossible_bmd_is_refused():
-    with pytest.raises(ValidationError, match=r"t_femoral_neck=-6\.9: implies "
-                       r"bmd_femoral_neck outside"):
+    with pytest.raises(
+        ValidationError,
+        match=r"t_femoral_neck=-6\.9: implies "
+        r"bmd_femoral_neck outside",
+    ):
         validate_record({**BASE, "t_femoral_neck": -6.9})
 
 
 def test_seed_table3_row9_case():
     # seed Table 3 row 9: lumbar 0.687 g/cm2, Z -3.7 (another device reference);
     # the given Z is kept, T is derived from the BMD.
-    rec = validate_record({"age_years": 35, "parity": 3, "months_postpartum": 2,
-                           "bmd_lumbar_spine": 0.687, "z_lumbar_spine": -3.7,
-                           "bmd_total_hip": 0.815})
+    rec = validate_record(
+        {
+            "age_years": 35,
+            "parity": 3,
+            "months_postpartum": 2,
+            "bmd_lumbar_spine": 0.687,
+            "z_lumbar_spine": -3.7,
+            "bmd_total_hip": 0.815,
+        }
+    )
     assert rec["z_lumbar_spine"] == -3.7
     assert rec["t_lumbar_spine"] == pytest.approx((0.687 - 1.064) / 0.106)
     assert rec["z_total_hip"] == pytest.approx((0.815 - 0.971) / 0.114)
@@ -212,40 +272,52 @@ def test_seed_table3_row9_case():
 
 
 def test_frame_rejects_bad_rows_with_reasons_and_keeps_the_rest():
-    df = pd.DataFrame({
-        "patient_id": ["a", "b", "c", "d"],
-        "age_years": [31, "x", 29, None],
-        "parity": [1, 2, 2.5, 1],
-        "months_postpartum": [2, 3, 4, 5],
-        "vitamin_d_25oh": [45, 600, np.nan, 50],
-    }, index=[10, 11, 12, 13])
+    df = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c", "d"],
+            "age_years": [31, "x", 29, None],
+            "parity": [1, 2, 2.5, 1],
+            "months_postpartum": [2, 3, 4, 5],
+            "vitamin_d_25oh": [45, 600, np.nan, 50],
+        },
+        index=[10, 11, 12, 13],
+    )
     res = validate_frame(df, units={"vitamin_d_25oh": "nmol/L"})
     assert list(res.valid.index) == [10]
     assert list(res.rejected_rows) == [11, 12, 13]
     assert len(res.valid) + res.n_rejected == res.n_input == 4
     got = {(r.row, r.field) for r in res.rejects.itertuples()}
-    assert got == {(11, "age_years"), (11, "vitamin_d_25oh"), (12, "parity"),
-                   (13, "age_years")}
+    assert got == {
+        (11, "age_years"),
+        (11, "vitamin_d_25oh"),
+        (12, "parity"),
+        (13, "age_years"),
+    }
     msg = res.rejects.set_index(["row", "field"]).loc[(11, "vitamin_d_25oh"), "message"]
-    assert msg.startswith("vitamin_d_25oh=600 nmol/L: must be a number between 0 and 200")
+    assert msg.startswith(
+        "vitamin_d_25oh=600 nmol/L: must be a number between 0 and 200"
+    )
     assert res.valid.loc[10, "vitamin_d_25oh"] == pytest.approx(45 / 2.496, rel=1e-4)
     assert res.valid.columns[0] == "patient_id"
 
 
 def test_object_columns_of_numpy_scalars_and_pd_na():
     # What MLflow's schema enforcement hands over: object columns of numpy scalars.
-    df = pd.DataFrame({
-        "age_years": pd.Series([np.float64(31), np.int64(29), pd.NA], dtype=object),
-        "parity": pd.Series([np.int64(1), np.float64(2.0), 1], dtype=object),
-        "months_postpartum": [2, 3, 4],
-        "smoking": pd.Series([pd.NA, np.False_, np.True_], dtype=object),
-    })
+    df = pd.DataFrame(
+        {
+            "age_years": pd.Series([np.float64(31), np.int64(29), pd.NA], dtype=object),
+            "parity": pd.Series([np.int64(1), np.float64(2.0), 1], dtype=object),
+            "months_postpartum": [2, 3, 4],
+            "smoking": pd.Series([pd.NA, np.False_, np.True_], dtype=object),
+        }
+    )
     res = validate_frame(df)
     assert list(res.valid.index) == [0, 1]
     assert res.valid["smoking"].isna().tolist() == [True, False]
     assert res.valid.loc[1, "smoking"] == 0.0
-    assert list(res.rejects["message"]) == ["age_years=missing: is required (Age at "
-                                            "assessment)"]
+    assert list(res.rejects["message"]) == [
+        "age_years=missing: is required (Age at assessment)"
+    ]
 
 
 def test_frame_output_dtypes():
@@ -282,8 +354,9 @@ def test_empty_frame():
 
 
 def test_validation_is_idempotent():
-    df = pd.DataFrame([{**BASE, "bmd_lumbar_spine": 0.8, "ancestry": "other",
-                        "smoking": "no"}])
+    df = pd.DataFrame(
+        [{**BASE, "bmd_lumbar_spine": 0.8, "ancestry": "other", "smoking": "no"}]
+    )
     once = validate_frame(df).valid
     twice = validate_frame(once).valid
     pd.testing.assert_frame_equal(once, twice)
@@ -293,28 +366,61 @@ def test_validation_is_idempotent():
 
 _names = st.sampled_from(CAT.names)
 _junk_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**30, 10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
     st.sampled_from(["", " ", "nan", "inf", "-1", "1e400", "yes", "NO", "3,5", "0x10"]),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),
-                                                         st.integers(), max_size=2),
-    st.just(float("nan")), st.just(pd.NA), st.just(object()),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(float("nan")),
+    st.just(pd.NA),
+    st.just(object()),
 )
-_keys = st.one_of(_names, _names.map(lambda n: n[:-1]), _names.map(str.upper),
-                  st.text(max_size=10), st.integers())
+_keys = st.one_of(
+    _names,
+    _names.map(lambda n: n[:-1]),
+    _names.map(str.upper),
+    st.text(max_size=10),
+    st.integers(),
+)
 _units = st.one_of(
     st.none(),
-    st.dictionaries(_names, st.one_of(st.sampled_from(
-        ["nmol/L", "nmol/l", "ng/mL", "pg/mL", "pmol/L", "g/day", "mg/cm2", "kg"]),
-        st.text(max_size=5), st.integers()), max_size=3),
+    st.dictionaries(
+        _names,
+        st.one_of(
+            st.sampled_from(
+                [
+                    "nmol/L",
+                    "nmol/l",
+                    "ng/mL",
+                    "pg/mL",
+                    "pmol/L",
+                    "g/day",
+                    "mg/cm2",
+                    "kg",
+                ]
+            ),
+            st.text(max_size=5),
+            st.integers(),
+        ),
+        max_size=3,
+    ),
 )
 
 
-@settings(max_examples=10_000, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(record=st.one_of(st.none(), st.dictionaries(_keys, _junk_values, max_size=8),
-                        st.lists(st.integers(), max_size=2)),
-       units=_units)
+@settings(
+    max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    record=st.one_of(
+        st.none(),
+        st.dictionaries(_keys, _junk_values, max_size=8),
+        st.lists(st.integers(), max_size=2),
+    ),
+    units=_units,
+)
 def test_malformed_records_raise_only_validation_error_naming_fields(record, units):
     try:
         out = validate_record(record, units=units)
@@ -330,19 +436,27 @@ def test_malformed_records_raise_only_validation_error_naming_fields(record, uni
 # Values that are plausible-to-bad for each dtype, to compare the two paths.
 def _value_for(feat):
     if feat.dtype == "category":
-        return st.one_of(st.sampled_from(list(feat.categories)),
-                         st.sampled_from(["European", "africa", "", " other "]),
-                         st.none(), st.integers(0, 3))
+        return st.one_of(
+            st.sampled_from(list(feat.categories)),
+            st.sampled_from(["European", "africa", "", " other "]),
+            st.none(),
+            st.integers(0, 3),
+        )
     if feat.dtype == "bool":
-        return st.one_of(st.booleans(), st.sampled_from(["yes", "no", "1", "x", ""]),
-                         st.sampled_from([0, 1, 2, 0.0, 1.0, 0.5]), st.none())
+        return st.one_of(
+            st.booleans(),
+            st.sampled_from(["yes", "no", "1", "x", ""]),
+            st.sampled_from([0, 1, 2, 0.0, 1.0, 0.5]),
+            st.none(),
+        )
     lo, hi = feat.range
     span = hi - lo
     return st.one_of(
         st.floats(lo - 0.2 * span, hi + 0.2 * span, allow_nan=False),
         st.integers(int(lo) - 2, int(hi) + 2),
         st.sampled_from([float("nan"), float("inf"), "abc", "", "12"]),
-        st.booleans(), st.none(),
+        st.booleans(),
+        st.none(),
     )
 
 
@@ -361,10 +475,11 @@ def _same(a, b) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(records=st.lists(_record_strategy, min_size=1, max_size=6),
-       vitd_unit=st.sampled_from([None, "nmol/L"]))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(_record_strategy, min_size=1, max_size=6),
+    vitd_unit=st.sampled_from([None, "nmol/L"]),
+)
 def test_record_and_frame_give_the_same_verdict(records, vitd_unit):
     units = {"vitamin_d_25oh": vitd_unit} if vitd_unit else None
     frame = pd.DataFrame(records)
@@ -391,13 +506,32 @@ def test_record_and_frame_give_the_same_verdict(records, vitd_unit):
 @given(n=st.integers(1, 300), share=st.floats(0, 0.5), seed=st.integers(0, 10**6))
 def test_frame_loses_no_row(n, share, seed):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"age_years": rng.uniform(14, 55, n),
-                       "parity": rng.integers(1, 6, n).astype(float),
-                       "months_postpartum": rng.uniform(-3, 18, n),
-                       "lactation_months": rng.uniform(0, 24, n)})
+    df = pd.DataFrame(
+        {
+            "age_years": rng.uniform(14, 55, n),
+            "parity": rng.integers(1, 6, n).astype(float),
+            "months_postpartum": rng.uniform(-3, 18, n),
+            "lactation_months": rng.uniform(0, 24, n),
+        }
+    )
     bad = rng.random(n) < share
     df.loc[bad, "lactation_months"] = -1.0
     res = validate_frame(df)
     assert len(res.valid) + res.n_rejected == n
     assert set(res.rejected_rows) == set(np.flatnonzero(bad))
     assert set(res.rejects["field"]) <= {"lactation_months"}
+
+
+def test_million_rows_with_one_percent_bad_lose_nothing():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_validate import make_frame
+
+    df, bad = make_frame(1_000_000, 0.01, seed=3)
+    res = validate_frame(df)
+    assert len(res.valid) + res.n_rejected == len(df)
+    assert set(res.rejected_rows) == set(df.index[bad])
+    assert res.rejects["reason"].str.len().min() > 10
+    assert set(res.rejects["row"]) == set(res.rejected_rows)

@@ -23,10 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = {
     "name": "small",
     "seed": 3,
-    "data": {"train": {"source": "synthetic", "n": 2500, "seed": 1},
-             "test": {"source": "synthetic", "n": 2500, "seed": 2}},
-    "models": [{"name": "xgboost", "params": {"n_estimators": 40}},
-               {"name": "clinical_rule"}],
+    "data": {
+        "train": {"source": "synthetic", "n": 2500, "seed": 1},
+        "test": {"source": "synthetic", "n": 2500, "seed": 2},
+    },
+    "models": [
+        {"name": "xgboost", "params": {"n_estimators": 40}},
+        {"name": "clinical_rule"},
+    ],
     "cv": {"folds": 3},
     "evaluation": {"n_boot": 20},
 }
@@ -46,24 +50,40 @@ def test_shipped_experiments_parse(name):
     exp = load_experiment(REPO / "training" / name)
     assert exp.models and exp.thresholds["high"] > exp.thresholds["moderate"]
     if name == "compare.yaml":
-        assert [m for m, _ in exp.models] == ["xgboost", "hist_gradient_boosting",
-                                              "logistic_regression", "clinical_rule"]
+        assert [m for m, _ in exp.models] == [
+            "xgboost",
+            "hist_gradient_boosting",
+            "logistic_regression",
+            "clinical_rule",
+        ]
 
 
 @pytest.mark.parametrize(
     ("change", "match"),
     [
         (lambda c: c.pop("data"), "missing key 'data'"),
-        (lambda c: c.update(modles=[]), r"unknown keys 'modles' \(did you mean 'models'\?\)"),
-        (lambda c: c["models"].append({"name": "random_forest"}),
-         r"models\[2\]\.name='random_forest': must be one of"),
+        (
+            lambda c: c.update(modles=[]),
+            r"unknown keys 'modles' \(did you mean 'models'\?\)",
+        ),
+        (
+            lambda c: c["models"].append({"name": "random_forest"}),
+            r"models\[2\]\.name='random_forest': must be one of",
+        ),
         (lambda c: c.update(thresholds={"high": 1.5}), "thresholds="),
         (lambda c: c.update(champion={"metric": "accuracy"}), "champion.metric="),
         (lambda c: c["data"]["train"].update(source="sql"), "data.train.source='sql'"),
         (lambda c: c.update(cv={"folds": 1}), r"cv.folds=1"),
     ],
-    ids=["no-data", "typo-key", "unknown-model", "bad-threshold", "bad-metric",
-         "bad-source", "one-fold"],
+    ids=[
+        "no-data",
+        "typo-key",
+        "unknown-model",
+        "bad-threshold",
+        "bad-metric",
+        "bad-source",
+        "one-fold",
+    ],
 )
 def test_bad_config_names_the_key(change, match):
     import copy
@@ -85,18 +105,31 @@ def test_compare_logs_nested_runs_and_registers_champion(tracking):
     parent = client.get_run(result.parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+        filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'",
+    )
     assert sorted(r.data.tags["plo_risk.model"] for r in children) == [
-        "clinical_rule", "xgboost"]
+        "clinical_rule",
+        "xgboost",
+    ]
     for run in children:
         m = run.data.metrics
         assert m["auroc_ci_lower"] <= m["auroc"] <= m["auroc_ci_upper"]
-        for key in ("auprc", "brier", "calibration_slope", "calibration_intercept",
-                    "ici", "net_benefit_at_high", "sensitivity_at_high"):
+        for key in (
+            "auprc",
+            "brier",
+            "calibration_slope",
+            "calibration_intercept",
+            "ici",
+            "net_benefit_at_high",
+            "sensitivity_at_high",
+        ):
             assert key in m, key
         arts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-        assert arts == {"plots/calibration.png", "plots/roc.png",
-                        "plots/decision_curve.png"}
+        assert arts == {
+            "plots/calibration.png",
+            "plots/roc.png",
+            "plots/decision_curve.png",
+        }
     best = result.leaderboard().iloc[0]["model"]
     mv = client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
     assert result.champion == best and result.replaced
@@ -119,8 +152,9 @@ def test_worse_model_does_not_replace_champion(tracking):
     second = compare(weaker)
     assert not second.replaced
     assert "kept the champion" in second.reason
-    mv = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_NAME,
-                                                           CHAMPION_ALIAS)
+    mv = mlflow.MlflowClient().get_model_version_by_alias(
+        REGISTERED_NAME, CHAMPION_ALIAS
+    )
     assert str(mv.version) == first.champion_version
 
 
@@ -148,8 +182,11 @@ def _xy(df):
     from plo_risk.schema import validate_frame
 
     valid = validate_frame(df).valid
-    return (valid.drop(columns=["patient_id", "fracture", "true_risk"]),
-            valid["fracture"].to_numpy(), valid["true_risk"].to_numpy())
+    return (
+        valid.drop(columns=["patient_id", "fracture", "true_risk"]),
+        valid["fracture"].to_numpy(),
+        valid["true_risk"].to_numpy(),
+    )
 
 
 def test_xgboost_reaches_the_oracle_with_every_input_observed():
@@ -170,15 +207,21 @@ def test_xgboost_reaches_the_oracle_with_every_input_observed():
 
 def test_xgboost_beats_the_clinical_rule_with_realistic_missingness(tracking):
     config = {
-        "name": "rule-vs-xgboost", "seed": 7,
-        "data": {"train": {"source": "synthetic", "n": 20000, "seed": 11},
-                 "test": {"source": "synthetic", "n": 20000, "seed": 12}},
+        "name": "rule-vs-xgboost",
+        "seed": 7,
+        "data": {
+            "train": {"source": "synthetic", "n": 20000, "seed": 11},
+            "test": {"source": "synthetic", "n": 20000, "seed": 12},
+        },
         "models": [{"name": "xgboost"}, {"name": "clinical_rule"}],
-        "evaluation": {"n_boot": 200}, "champion": {"register": False},
+        "evaluation": {"n_boot": 200},
+        "champion": {"register": False},
     }
     result = compare(config)
-    xgb, rule = (next(r.metrics for r in result.results if r.name == n)
-                 for n in ("xgboost", "clinical_rule"))
+    xgb, rule = (
+        next(r.metrics for r in result.results if r.name == n)
+        for n in ("xgboost", "clinical_rule")
+    )
     for metric in ("auroc", "net_benefit@high"):
         assert xgb.loc[metric, "lower"] > rule.loc[metric, "upper"], metric
 
@@ -196,3 +239,64 @@ def test_recalibrated_referral_model_is_calibrated_in_the_population():
     _, after = ev.calibration_slope_intercept(yp, shifted.predict_proba(Xp)[:, 1])
     assert abs(before) > 1.0  # referral risks are far too high in the population
     assert abs(after) <= 0.2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runs_open_in_the_mlflow_ui(tracking, tmp_path):
+    """`mlflow ui --backend-store-uri sqlite:///...` serves the compare runs."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    result = compare(
+        {**SMALL, "models": [SMALL["models"][1]], "champion": {"register": False}}
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            tracking,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("mlflow ui did not start") from None
+                time.sleep(0.5)
+        with urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/runs/get?run_id={result.parent_run_id}", timeout=10
+        ) as r:
+            run = json.load(r)["run"]
+        assert run["info"]["run_id"] == result.parent_run_id
+        with urllib.request.urlopen(base + "/", timeout=10) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
