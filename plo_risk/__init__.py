@@ -4,9 +4,15 @@ lactation-associated osteoporosis (PLO).
 The public API is what ``__all__`` lists; everything else is private.
 """
 
+from plo_risk.assess import RiskAssessment, RiskModel
 from plo_risk.catalog import Catalog, Feature, load_catalog
 from plo_risk.models import make_model, recalibrate
-from plo_risk.schema import ValidatedFrame, ValidationError, validate_frame, validate_record
+from plo_risk.schema import (
+    ValidatedFrame,
+    ValidationError,
+    validate_frame,
+    validate_record,
+)
 from plo_risk.synthetic import generate_cohort
 from plo_risk.training import compare, load_experiment, train
 
@@ -15,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Catalog",
     "Feature",
+    "RiskAssessment",
+    "RiskModel",
     "ValidatedFrame",
     "ValidationError",
     "__version__",

@@ -13,8 +13,17 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
+TOP_K = 3
+
+
 class PLORiskPyfunc(PythonModel):
-    """Risk and category per input row; rows that fail validation get the reason."""
+    """Risk, category and the top factors per input row.
+
+    Rows that fail validation get ``risk`` NaN and the reason in ``error``: nothing
+    is dropped. The factors are the fields with the largest contributions in
+    calibrated log-odds (``factor_1``, ``contribution_1``, ...), the same numbers as
+    :meth:`plo_risk.RiskModel.assess`.
+    """
 
     def load_context(self, context) -> None:
         from plo_risk.bundle import load_bundle
@@ -24,8 +33,11 @@ class PLORiskPyfunc(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from plo_risk.schema import ID_COLUMN, validate_frame
 
-        frame = model_input if isinstance(model_input, pd.DataFrame) else \
-            pd.DataFrame(model_input)
+        frame = (
+            model_input
+            if isinstance(model_input, pd.DataFrame)
+            else pd.DataFrame(model_input)
+        )
         frame = frame.reset_index(drop=True)
         res = validate_frame(frame, unknown="ignore")
         out = pd.DataFrame(index=frame.index)
@@ -33,13 +45,26 @@ class PLORiskPyfunc(PythonModel):
             out[ID_COLUMN] = frame[ID_COLUMN]
         out["risk"] = np.nan
         out["category"] = None
+        for k in range(1, TOP_K + 1):
+            out[f"factor_{k}"] = None
+            out[f"contribution_{k}"] = np.nan
         out["error"] = None
         if len(res.valid):
-            X = res.valid.drop(columns=[c for c in (ID_COLUMN, "fracture", "true_risk")
-                                        if c in res.valid.columns])
+            from plo_risk.explain import explain_cohort
+
+            X = res.valid.drop(
+                columns=[
+                    c
+                    for c in (ID_COLUMN, "fracture", "true_risk")
+                    if c in res.valid.columns
+                ]
+            )
             risk = self.model.predict_proba(X)[:, 1]
             out.loc[res.valid.index, "risk"] = risk
             out.loc[res.valid.index, "category"] = self.model.categorize(risk)
+            top = explain_cohort(self.model, X, top_k=TOP_K)
+            for col in top.columns:
+                out.loc[res.valid.index, col] = top[col].to_numpy()
         if len(res.rejects):
             messages = res.rejects.groupby("row")["message"].agg("; ".join)
             out.loc[messages.index, "error"] = messages.to_numpy()

@@ -15,14 +15,16 @@ runner = CliRunner()
 def test_help_lists_only_implemented_verbs():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("catalog", "generate", "train", "compare", "demo"):
+    for verb in ("catalog", "generate", "train", "compare", "assess", "demo"):
         assert verb in result.output
     # Verbs of later issues must not exist before they work.
-    for verb in ("score", "assess", "report", "ingest"):
+    for verb in ("score", "report", "ingest"):
         assert f" {verb} " not in result.output
 
 
-@pytest.mark.parametrize("verb", ["catalog", "generate", "train", "compare", "demo"])
+@pytest.mark.parametrize(
+    "verb", ["catalog", "generate", "train", "compare", "assess", "demo"]
+)
 def test_every_verb_is_documented(verb):
     result = runner.invoke(app, [verb, "--help"])
     assert result.exit_code == 0
@@ -38,8 +40,9 @@ def test_catalog_markdown_matches_generator():
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_generate_writes_file_by_extension(tmp_path, suffix):
     out = tmp_path / f"cohort{suffix}"
-    result = runner.invoke(app, ["generate", "--n", "300", "--seed", "1",
-                                 "--out", str(out), "--quiet"])
+    result = runner.invoke(
+        app, ["generate", "--n", "300", "--seed", "1", "--out", str(out), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert len(df) == 300
@@ -49,9 +52,11 @@ def test_generate_writes_file_by_extension(tmp_path, suffix):
 
 @pytest.mark.parametrize(
     ("args", "match"),
-    [(["--out", "cohort.txt"], "must end in .csv or .parquet"),
-     (["--out", "c.csv", "--setting", "hospital"], "setting"),
-     (["--out", "c.csv", "--n", "-5"], "'n'")],
+    [
+        (["--out", "cohort.txt"], "must end in .csv or .parquet"),
+        (["--out", "c.csv", "--setting", "hospital"], "setting"),
+        (["--out", "c.csv", "--n", "-5"], "'n'"),
+    ],
     ids=["bad-extension", "bad-setting", "negative-n"],
 )
 def test_generate_bad_arguments_are_clear(tmp_path, monkeypatch, args, match):
@@ -72,7 +77,8 @@ def test_compare_prints_leaderboard_and_where_runs_are(tmp_path, monkeypatch):
         "  test: {source: synthetic, n: 2000, seed: 2}\n"
         "models:\n  - {name: xgboost, params: {n_estimators: 30}}\n"
         "  - {name: clinical_rule}\n"
-        "cv: {folds: 3}\nevaluation: {n_boot: 20}\n")
+        "cv: {folds: 3}\nevaluation: {n_boot: 20}\n"
+    )
     result = runner.invoke(app, ["compare", "--config", str(config), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "xgboost" in result.output and "clinical_rule" in result.output
@@ -92,11 +98,73 @@ def test_train_bad_config_is_a_clear_error(tmp_path):
 def test_demo_writes_what_it_names(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out-dir", str(out), "--n", "2000",
-                                 "--quiet"])
+    result = runner.invoke(
+        app, ["demo", "--out-dir", str(out), "--n", "2000", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     for name in ("cohort.parquet", "rejects.csv", "mlflow.db"):
         assert (out / name).is_file()
     text = result.output
     assert str(out / "cohort.parquet") in text and str(out / "rejects.csv") in text
     assert "models:/plo-risk@champion" in text
+
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory):
+    from plo_risk.assess import reference_values
+    from plo_risk.bundle import save_bundle
+    from plo_risk.models import fit_bootstrap_ensemble, make_model
+    from plo_risk.schema import validate_frame
+    from plo_risk.synthetic import generate_cohort
+
+    valid = validate_frame(generate_cohort(3000, seed=4)).valid
+    y = valid["fracture"].to_numpy()
+    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
+    model = make_model("xgboost", params={"n_estimators": 40}, cv=3,
+                       thresholds={"moderate": 0.02, "high": 0.1}).fit(X, y)
+    fit_bootstrap_ensemble(model, X, y, n_models=3)
+    return save_bundle(model, tmp_path_factory.mktemp("m") / "bundle",
+                       model_name="xgboost", extra={"reference": reference_values(X)})
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_assess_prints_an_explained_risk(tmp_path, small_bundle, as_json):
+    import json
+
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({
+        "age_years": 31, "parity": 1, "months_postpartum": 3, "vitamin_d_25oh": 40,
+        "units": {"vitamin_d_25oh": "nmol/L"}, "z_lumbar_spine": -2.4}))
+    args = ["assess", "--model", str(small_bundle), "--patient", str(patient)]
+    result = runner.invoke(app, args + (["--json"] if as_json else []))
+    assert result.exit_code == 0, result.output
+    if as_json:
+        out = json.loads(result.output)
+        assert 0 < out["risk"] < 1 and out["factors"]
+        assert out["record"]["vitamin_d_25oh"] == pytest.approx(40 / 2.496, rel=1e-4)
+    else:
+        assert "PLO fracture risk:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [("{not json", "not valid JSON"),
+     ('{"age_years": 31, "parity": 1, "months_postpartum": -9}', "months_postpartum=-9"),
+     ("[1, 2]", "one JSON object")],
+    ids=["bad-json", "bad-value", "not-an-object"],
+)
+def test_assess_bad_patient_file(tmp_path, small_bundle, content, match):
+    patient = tmp_path / "p.json"
+    patient.write_text(content)
+    result = runner.invoke(app, ["assess", "--model", str(small_bundle),
+                                 "--patient", str(patient)])
+    assert result.exit_code == 2 and match in result.output
+    assert "Traceback" not in result.output
+
+
+def test_assess_bad_model_path(tmp_path):
+    patient = tmp_path / "p.json"
+    patient.write_text('{"age_years": 31, "parity": 1, "months_postpartum": 2}')
+    result = runner.invoke(app, ["assess", "--model", str(tmp_path / "none"),
+                                 "--patient", str(patient)])
+    assert result.exit_code == 2 and "no such bundle" in result.output
