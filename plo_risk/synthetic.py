@@ -11,8 +11,13 @@ independent columns (DESIGN.md, "The synthetic generator"; DATASHEET.md):
 3. her BMD trajectory: loss in the third trimester and in each month of lactation
    (faster while amenorrheic and in the first 6 months, faster with 25(OH)D below
    20 ng/mL), recovery after weaning;
-4. her episode risk of a fragility fracture, on the log-odds scale, from the lowest
-   BMD of the episode (the nadir) and the clinical factors: ``true_risk``, the oracle;
+4. her episode risk of a fragility fracture, on the log-odds scale, from the BMD
+   recorded at the assessment projected to the nadir of the episode (the loss still
+   expected from the record: pregnancy left, lactation as planned, mean rates) and
+   the clinical factors: ``true_risk``, the oracle. It reads the recorded fields
+   only, so with every input observed its AUROC is the ceiling a model can reach;
+   the individual loss rate and the realised duration shape the recorded BMD but
+   do not enter the risk;
 5. what is recorded at the assessment: BMD and bone-turnover markers of that moment,
    and which fields are missing.
 
@@ -520,45 +525,168 @@ def _prior_fracture(
 
 # ----------------------------------------------------------------- 4. risk
 
+# The recorded fields the fracture log-odds reads (``_fracture_log_odds``).
+_RISK_INPUTS = (
+    "months_postpartum",
+    "multiple_gestation",
+    "parity",
+    "lactation_months",
+    "breastfeeding_now",
+    "lactation_planned_months",
+    "amenorrhea_months",
+    "bmi",
+    "vitamin_d_25oh",
+    "smoking",
+    "alcohol_units_day",
+    "family_history_osteoporosis",
+    "genetic_variant",
+    "prior_fragility_fracture",
+    "glucocorticoids",
+    "bmd_lumbar_spine",
+    "z_lumbar_spine",
+    "bmd_femoral_neck",
+    "z_femoral_neck",
+)
 
-def _fracture_log_odds(p: dict, x: dict) -> np.ndarray:
+
+def _recorded(feat: Feature, values: dict, p: dict, catalog: Catalog) -> np.ndarray:
+    """The value of a (non-derived, non-category) field as the clean frame records it.
+
+    Clipped to the catalog range (BMD: to the range whose T/Z stay inside theirs)
+    and rounded to the output precision; not masked.
+    """
+    name = feat.name
+    if feat.dtype == "bool":
+        return np.asarray(values[name], dtype=bool)
+    decimals = p["output"]["decimals"]
+    v = np.asarray(values[name], dtype=float)
+    lo, hi = feat.range  # type: ignore[misc]
+    if feat.bmd_reference is not None:
+        score_range = catalog.scores_of(name)[0].range
+        lo, hi = _bmd_bounds(feat, score_range, decimals[name])
+    v = np.clip(v, lo, hi)
+    if name in decimals:
+        v = np.clip(np.round(v, decimals[name]), lo, hi)
+    return v
+
+
+def _record(x: dict, p: dict, catalog: Catalog) -> dict[str, np.ndarray]:
+    """The recorded (rounded, unmasked) values of the fields the risk reads."""
+    values = dict(x)
+    for site in _SITES:
+        values[f"bmd_{site}"] = x[f"bmd_{site}_latent"]
+    rec: dict[str, np.ndarray] = {}
+    for name in _RISK_INPUTS:
+        feat = catalog[name]
+        if feat.derived_from is not None:
+            mean, sd = catalog[feat.derived_from].bmd_reference  # type: ignore[misc]
+            rec[name] = (rec[feat.derived_from] - mean) / sd  # as _clean_frame
+        else:
+            rec[name] = _recorded(feat, values, p, catalog)
+    return rec
+
+
+def _expected_course(p: dict, r: Any, catalog: Catalog) -> dict[str, np.ndarray]:
+    """The rest of the episode a clinician expects from the record (deterministic).
+
+    From the recorded fields only: the pregnancy loss still to come (third
+    trimester: the mean loss times the share of the trimester left), and the
+    lactation still to come until weaning as planned (pregnant or breastfeeding
+    now), at most to the end of the window. Lactation loses the mean rate of the
+    site, x the vitamin D multiplier if the recorded 25(OH)D is below the
+    threshold; at the full rate while amenorrheic and within the first
+    ``full_rate_cap_months``, at ``slow_rate_factor`` of it after (menses back:
+    full rate up to the recorded ``amenorrhea_months``). Loss fractions are of the
+    pre-pregnancy BMD, for which the recorded BMD stands in. The individual loss
+    rate and the realised duration are not recorded and do not enter.
+    """
+    la, pr, rp = p["lactation"], p["pregnancy"], p["reproductive"]
+    col = {name: np.asarray(r[name]) for name in _RISK_INPUTS}
+    t = col["months_postpartum"].astype(float)
+    since = np.maximum(t, 0.0)
+    so_far = col["lactation_months"].astype(float)
+    ongoing = (t < 0) | col["breastfeeding_now"].astype(bool)
+    planned = col["lactation_planned_months"].astype(float)
+    projected_total = np.where(ongoing, np.maximum(planned, so_far), so_far)
+    by_window_end = np.minimum(projected_total, rp["months_postpartum_max"])
+    amen = col["amenorrhea_months"].astype(float)
+    cap, slow = la["full_rate_cap_months"], la["slow_rate_factor"]
+    full = np.where((t > 0) & (amen < since), np.minimum(amen, cap), cap)
+    low_d = col["vitamin_d_25oh"].astype(float) < la["vitamin_d_threshold_ng_ml"]
+    vitd_mult = np.where(low_d, la["vitamin_d_loss_multiplier"], 1.0)
+    trimester = -rp["months_postpartum_min"]
+    preg_left = (
+        pr["loss_mean"]
+        * np.where(
+            col["multiple_gestation"].astype(bool),
+            pr["multiple_gestation_multiplier"],
+            1.0,
+        )
+        * pr["third_trimester_share"]
+        * np.minimum(np.maximum(-t, 0.0), trimester)
+        / trimester
+    )
+    out = {"lactation_projected_months": projected_total}
+    for site, kind in _SITES.items():
+        if site == "total_hip":
+            continue
+        rate = la[f"{kind}_loss_per_month"] * vitd_mult
+        lact_episode = _lactation_loss(by_window_end, rate, full, slow)
+        lact_so_far = _lactation_loss(so_far, rate, full, slow)
+        bmd = col[f"bmd_{site}"].astype(float)
+        sd = catalog[f"bmd_{site}"].bmd_reference[1]  # type: ignore[index]
+        further = preg_left + lact_episode - lact_so_far
+        out[f"z_{site}_projected"] = col[f"z_{site}"].astype(float) - bmd * further / sd
+        out[f"lactational_deficit_{site}_sd"] = bmd * lact_episode / sd
+    return out
+
+
+def _fracture_log_odds(p: dict, r: Any, catalog: Catalog) -> np.ndarray:
     """Log-odds of an episode fracture, without the intercept.
 
-    Two fracture types add up on the risk scale: vertebral (driven by the spine
-    nadir) and hip or other non-vertebral (driven by the femoral-neck nadir), each
-    steeper below the threshold Z. At the spine the part of the deficit that
-    lactation removed counts extra (trabecular microarchitecture). The clinical
-    factors multiply both; 25(OH)D below 20 ng/mL multiplies the risk of women who
-    breastfeed long.
+    A function of the recorded fields ``r`` (a mapping of arrays or a clean frame,
+    every field of ``_RISK_INPUTS`` observed) and nothing else: the BMD a model
+    sees, projected to the nadir of the episode with the expected further loss
+    (``_expected_course``). Two fracture types add up on the risk scale: vertebral
+    (driven by the projected spine nadir) and hip or other non-vertebral (driven by
+    the projected femoral-neck nadir), each steeper below the threshold Z. At the
+    spine the part of the deficit that lactation is expected to remove over the
+    episode counts extra (trabecular microarchitecture). The clinical factors
+    multiply both; 25(OH)D below 20 ng/mL multiplies the risk of women who
+    breastfeed (so far plus as planned) long.
     """
     f = p["fracture"]
+    course = _expected_course(p, r, catalog)
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(r[name], dtype=float)
 
     def site(z: np.ndarray, rr_per_sd: float) -> np.ndarray:
         return -np.log(rr_per_sd) * z + f["threshold_log_odds_per_sd"] * np.maximum(
             f["threshold_z"] - z, 0.0
         )
 
-    spine = x["z_lumbar_spine_nadir"] - (
-        f["lactational_deficit_weight"] * x["lactational_deficit_lumbar_spine_sd"]
+    spine = course["z_lumbar_spine_projected"] - (
+        f["lactational_deficit_weight"] * course["lactational_deficit_lumbar_spine_sd"]
     )
     vertebral = site(spine, f["spine_rr_per_sd"])
     other = np.log(f["nonvertebral_weight"]) + site(
-        x["z_femoral_neck_nadir"], f["hip_rr_per_sd"]
+        course["z_femoral_neck_projected"], f["hip_rr_per_sd"]
     )
     eta = np.logaddexp(vertebral, other)
     eta += np.log(f["vitamin_d_lactation_rr"]) * (
-        (x["vitamin_d_25oh"] < p["lactation"]["vitamin_d_threshold_ng_ml"])
-        & (x["lactation_total_months"] >= f["vitamin_d_lactation_min_months"])
+        (col("vitamin_d_25oh") < p["lactation"]["vitamin_d_threshold_ng_ml"])
+        & (course["lactation_projected_months"] >= f["vitamin_d_lactation_min_months"])
     )
-    eta += np.log(f["smoking_rr"]) * x["smoking"]
-    eta += np.log(f["glucocorticoids_rr"]) * x["glucocorticoids"]
-    eta += np.log(f["family_history_rr"]) * x["family_history_osteoporosis"]
-    eta += np.log(f["variant_rr"]) * x["genetic_variant"]
-    eta += np.log(f["parity_rr_per_birth"]) * (x["parity"] - 1)
-    eta += np.log(f["low_bmi_rr"]) * (x["bmi"] < f["low_bmi_threshold"])
-    eta += np.log(f["prior_fracture_rr"]) * x["prior_fragility_fracture"]
+    eta += np.log(f["smoking_rr"]) * col("smoking")
+    eta += np.log(f["glucocorticoids_rr"]) * col("glucocorticoids")
+    eta += np.log(f["family_history_rr"]) * col("family_history_osteoporosis")
+    eta += np.log(f["variant_rr"]) * col("genetic_variant")
+    eta += np.log(f["parity_rr_per_birth"]) * (col("parity") - 1)
+    eta += np.log(f["low_bmi_rr"]) * (col("bmi") < f["low_bmi_threshold"])
+    eta += np.log(f["prior_fracture_rr"]) * col("prior_fragility_fracture")
     eta += np.log(f["alcohol_rr"]) * (
-        x["alcohol_units_day"] >= f["alcohol_threshold_units"]
+        col("alcohol_units_day") >= f["alcohol_threshold_units"]
     )
     return eta
 
@@ -579,7 +707,7 @@ def _draw_core(
         (x["bmd_lumbar_spine_baseline"] - catalog["bmd_lumbar_spine"].bmd_reference[0])
         / catalog["bmd_lumbar_spine"].bmd_reference[1],
     )
-    x["log_odds"] = _fracture_log_odds(p, x)
+    x["log_odds"] = _fracture_log_odds(p, _record(x, p, catalog), catalog)
     return x
 
 
@@ -614,6 +742,31 @@ def _intercept(params_path: str, sha: str, setting: str, target: float) -> float
     rng = np.random.Generator(np.random.PCG64(cal["reference_seed"]))
     core = _draw_core(rng, int(cal["reference_n"]), p, setting, load_catalog())
     return _solve_intercept(core["log_odds"], target)
+
+
+def _risk_from_record(
+    frame: Any,
+    params: str | Path | None = None,
+    *,
+    setting: str = "referral",
+    prevalence: float | None = None,
+) -> np.ndarray:
+    """``true_risk`` recomputed from the recorded columns of a clean frame alone.
+
+    Every field of ``_RISK_INPUTS`` must be observed (``missingness="none"``);
+    where one is missing the result is NaN or wrong. ``setting``, ``prevalence``
+    and ``params`` as given to :func:`generate_cohort`.
+    """
+    p, sha = _params_for(params)
+    path = str(Path(params) if params is not None else default_params_path())
+    if prevalence is None:
+        prevalence = (
+            p["prevalence"]["population"]
+            if setting == "population"
+            else p["prevalence"]["referral_default"]
+        )
+    intercept = _intercept(path, sha, setting, float(prevalence))
+    return _expit(intercept + _fracture_log_odds(p, frame, load_catalog()))
 
 
 # ---------------------------------------------------------------- 5. markers
@@ -731,7 +884,6 @@ def _clean_frame(
     catalog: Catalog,
 ) -> pd.DataFrame:
     out = p["output"]
-    decimals = out["decimals"]
     n = len(risk)
     values = {**x, **markers}
     for site in _SITES:
@@ -748,7 +900,7 @@ def _clean_frame(
         mask = seen[name]
         if feat.dtype == "bool":
             cols[name] = pd.arrays.BooleanArray(
-                np.asarray(values[name], dtype=bool), ~mask
+                _recorded(feat, values, p, catalog), ~mask
             )
         elif feat.dtype == "category":
             labels = np.asarray(list(p["demographics"]["ancestry_probs"]), dtype=object)
@@ -756,15 +908,7 @@ def _clean_frame(
             col[~mask] = np.nan
             cols[name] = col
         else:
-            v = np.asarray(values[name], dtype=float)
-            lo, hi = feat.range  # type: ignore[misc]
-            if feat.bmd_reference is not None:
-                score_range = catalog.scores_of(name)[0].range
-                lo, hi = _bmd_bounds(feat, score_range, decimals[name])
-            v = np.clip(v, lo, hi)
-            if name in decimals:
-                v = np.clip(np.round(v, decimals[name]), lo, hi)
-            cols[name] = np.where(mask, v, np.nan)
+            cols[name] = np.where(mask, _recorded(feat, values, p, catalog), np.nan)
     cols[OUTCOME_COLUMN] = fracture.astype(np.int64)
     cols[ORACLE_COLUMN] = risk
     return pd.DataFrame(cols)
@@ -785,7 +929,8 @@ def _simulate(
     latent arrays (``bmd_<site>_baseline`` pre-pregnancy, ``bmd_<site>_delivery``,
     ``bmd_<site>_nadir``, ``z_<site>_nadir``, ``lactation_total_months``,
     ``exclusive_total_months``, ``log_odds``, ``intercept``...), unrounded and
-    unmasked.
+    unmasked. The latent nadir is the simulated one; the risk (``log_odds``) reads
+    only the recorded fields (``_fracture_log_odds``).
     """
     p, sha = _params_for(params)
     path = str(Path(params) if params is not None else default_params_path())

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from plo_risk.catalog import load_catalog
 from plo_risk.synthetic import (
     ParamsError,
+    _risk_from_record,
     _simulate,
     default_params_path,
     generate_cohort,
@@ -126,6 +127,41 @@ def test_settings_differ_by_a_constant_log_odds_shift(setting):
     risk = df["true_risk"].to_numpy()
     shift = np.log(risk) - np.log1p(-risk) - x["log_odds"]
     np.testing.assert_allclose(shift, x["intercept"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("setting", ["population", "referral"])
+def test_true_risk_is_a_function_of_the_recorded_columns(setting):
+    # The oracle reads the record only (no latent nadir or loss rate), so with every
+    # input observed its AUROC is the ceiling a model can reach.
+    df = generate_cohort(5000, setting=setting, missingness="none", seed=15)
+    again = generate_cohort(5000, setting=setting, missingness="realistic", seed=15)
+    np.testing.assert_allclose(
+        _risk_from_record(df, setting=setting), df["true_risk"], rtol=0, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        _risk_from_record(df, setting=setting), again["true_risk"], rtol=0, atol=1e-9
+    )
+    # The same record gives the same risk, however its latent past differs: only the
+    # recorded columns are passed in, shuffled.
+    order = np.random.default_rng(0).permutation(len(df))
+    shuffled = df.iloc[order].reset_index(drop=True)
+    np.testing.assert_allclose(
+        _risk_from_record(shuffled, setting=setting),
+        df["true_risk"].to_numpy()[order],
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+def test_projected_nadir_uses_the_plan():
+    # More planned lactation (still breastfeeding) never lowers the risk.
+    df = generate_cohort(5000, missingness="none", seed=16)
+    feeding = df[df["breastfeeding_now"].astype(bool)].reset_index(drop=True)
+    longer = feeding.copy()
+    longer["lactation_planned_months"] = feeding["lactation_planned_months"] + 6
+    before, after = _risk_from_record(feeding), _risk_from_record(longer)
+    assert (after >= before - 1e-15).all()
+    assert (after > before).mean() > 0.5
 
 
 # ------------------------------------------------------------------ contract
