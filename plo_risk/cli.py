@@ -324,7 +324,8 @@ def demo(
     """Run every step that exists so far, end to end, and say where outputs are.
 
     Generates a synthetic referral cohort and validates it, compares the four
-    models on it (tracked in a local MLflow), registers the champion.
+    models on it (tracked in a local MLflow), registers the champion and explains
+    one patient with it.
     """
     from plo_risk import training
     from plo_risk.schema import validate_frame
@@ -392,6 +393,26 @@ def demo(
         result = training.compare(exp, tracking_uri=uri)
     console.print(_leaderboard_table(result))
     outputs["MLflow runs and registry"] = uri
+
+    import json
+
+    from plo_risk.assess import RiskModel
+
+    # seed Table 3 row 9 (ref 12): 35 years, third pregnancy, 2 months postpartum,
+    # lumbar spine 0.687 g/cm2, total femur 0.815 g/cm2; lactation assumed 2 months.
+    patient = {"age_years": 35, "parity": 3, "months_postpartum": 2,
+               "lactation_months": 2, "breastfeeding_now": True,
+               "bmd_lumbar_spine": 0.687, "bmd_total_hip": 0.815}
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # a location: the demo's own MLflow
+    with _step("explaining one patient (seed Table 3 row 9) with the champion",
+               quiet):
+        champion = RiskModel.load(f"models:/{training.REGISTERED_NAME}@"
+                                  f"{training.CHAMPION_ALIAS}")
+        assessment = champion.assess(patient)
+        path = out_dir / "assessment.json"
+        path.write_text(json.dumps(assessment.to_dict(), indent=2))
+    outputs["one patient's assessment"] = str(path)
+    console.print(str(assessment), soft_wrap=True, highlight=False)
     outputs["champion"] = (
         f"models:/{training.REGISTERED_NAME}@"
         f"{training.CHAMPION_ALIAS} ({result.champion or 'kept'}, "

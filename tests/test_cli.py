@@ -97,13 +97,16 @@ def test_train_bad_config_is_a_clear_error(tmp_path):
 
 def test_demo_writes_what_it_names(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
+    # The demo points MLFLOW_TRACKING_URI at its own database; monkeypatch restores it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'unused.db'}")
     out = tmp_path / "demo"
     result = runner.invoke(
         app, ["demo", "--out-dir", str(out), "--n", "2000", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    for name in ("cohort.parquet", "rejects.csv", "mlflow.db"):
+    for name in ("cohort.parquet", "rejects.csv", "mlflow.db", "assessment.json"):
         assert (out / name).is_file()
+    assert "PLO fracture risk:" in result.output
     text = result.output
     assert str(out / "cohort.parquet") in text and str(out / "rejects.csv") in text
     assert "models:/plo-risk@champion" in text
