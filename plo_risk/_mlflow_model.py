@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-
 TOP_K = 3
 
 

@@ -111,6 +111,14 @@ class Feature:
         unit = f" {self.unit}" if self.unit and self.unit != "1" else ""
         return f"must be {kind} between {_fmt(lo)} and {_fmt(hi)}{unit}"
 
+    def values_text(self) -> str:
+        """Allowed values in short: ``0 to 60``, ``yes / no`` or the categories."""
+        if self.is_numeric:
+            return f"{self.range[0]:g} to {self.range[1]:g}"  # type: ignore[index]
+        if self.dtype == "category":
+            return ", ".join(self.categories)
+        return "yes / no"
+
     def unit_factor(self, unit: str) -> float:
         """Factor that converts a value in ``unit`` to the canonical unit.
 
@@ -428,12 +436,7 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in feats:
-            if f.is_numeric:
-                values = f"{f.range[0]:g} to {f.range[1]:g}"  # type: ignore[index]
-            elif f.dtype == "category":
-                values = ", ".join(f.categories)
-            else:
-                values = "yes / no"
+            values = f.values_text()
             if f.bmd_reference:
                 values += (
                     f" (reference {f.bmd_reference[0]:g} ± {f.bmd_reference[1]:g})"

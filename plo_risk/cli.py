@@ -81,14 +81,13 @@ def catalog(
     for col in ("field", "group", "unit", "range / values", "required", "direction"):
         table.add_column(col)
     for f in cat:
-        if f.is_numeric:
-            values = f"{f.range[0]:g} to {f.range[1]:g}"
-        elif f.dtype == "category":
-            values = ", ".join(f.categories)
-        else:
-            values = "yes / no"
         table.add_row(
-            f.name, f.group, f.unit, values, "no" if f.missing else "yes", f.direction
+            f.name,
+            f.group,
+            f.unit,
+            f.values_text(),
+            "no" if f.missing else "yes",
+            f.direction,
         )
     console.print(table)
 
@@ -400,14 +399,20 @@ def demo(
 
     # seed Table 3 row 9 (ref 12): 35 years, third pregnancy, 2 months postpartum,
     # lumbar spine 0.687 g/cm2, total femur 0.815 g/cm2; lactation assumed 2 months.
-    patient = {"age_years": 35, "parity": 3, "months_postpartum": 2,
-               "lactation_months": 2, "breastfeeding_now": True,
-               "bmd_lumbar_spine": 0.687, "bmd_total_hip": 0.815}
+    patient = {
+        "age_years": 35,
+        "parity": 3,
+        "months_postpartum": 2,
+        "lactation_months": 2,
+        "breastfeeding_now": True,
+        "bmd_lumbar_spine": 0.687,
+        "bmd_total_hip": 0.815,
+    }
     os.environ["MLFLOW_TRACKING_URI"] = uri  # a location: the demo's own MLflow
-    with _step("explaining one patient (seed Table 3 row 9) with the champion",
-               quiet):
-        champion = RiskModel.load(f"models:/{training.REGISTERED_NAME}@"
-                                  f"{training.CHAMPION_ALIAS}")
+    with _step("explaining one patient (seed Table 3 row 9) with the champion", quiet):
+        champion = RiskModel.load(
+            f"models:/{training.REGISTERED_NAME}@{training.CHAMPION_ALIAS}"
+        )
         assessment = champion.assess(patient)
         path = out_dir / "assessment.json"
         path.write_text(json.dumps(assessment.to_dict(), indent=2))

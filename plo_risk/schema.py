@@ -289,6 +289,19 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
 # --------------------------------------------------------------- BMD <-> T/Z scores
 
 
+def _outside_range(
+    derived: np.ndarray, where: np.ndarray, feat: Feature
+) -> np.ndarray | None:
+    """Row mask of derived values (at the rows ``where``) outside ``feat.range``."""
+    lo, hi = feat.range  # type: ignore[misc]
+    out = (derived < lo) | (derived > hi)
+    if not out.any():
+        return None
+    mask = np.zeros(len(where), dtype=bool)
+    mask[np.flatnonzero(where)[out]] = True
+    return mask
+
+
 def _derive_scores(
     cols: dict[str, np.ndarray], catalog: Catalog
 ) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
@@ -314,14 +327,11 @@ def _derive_scores(
             take = need & ~np.isnan(s)
             if take.any():
                 derived = mean + s[take] * sd
-                lo, hi = site.range  # type: ignore[misc]
-                out = (derived < lo) | (derived > hi)
-                if out.any():
-                    rows = np.flatnonzero(take)[out]
-                    mask = np.zeros(len(bmd), dtype=bool)
-                    mask[rows] = True
+                mask = _outside_range(derived, take, site)
+                if mask is not None:
                     reason = (
-                        f"implies {site.name} outside {lo:g} to {hi:g} {site.unit} "
+                        f"implies {site.name} outside {site.range[0]:g} to "
+                        f"{site.range[1]:g} {site.unit} "
                         f"(reference mean {mean:g}, SD {sd:g})"
                     )
                     bad.append((score.name, mask, s, reason))
@@ -333,14 +343,11 @@ def _derive_scores(
             fill = known & np.isnan(s)
             if fill.any():
                 derived = (bmd[fill] - mean) / sd
-                lo, hi = score.range  # type: ignore[misc]
-                out = (derived < lo) | (derived > hi)
-                if out.any():
-                    rows = np.flatnonzero(fill)[out]
-                    mask = np.zeros(len(bmd), dtype=bool)
-                    mask[rows] = True
+                mask = _outside_range(derived, fill, score)
+                if mask is not None:
                     reason = (
-                        f"implies {score.name} outside {lo:g} to {hi:g} "
+                        f"implies {score.name} outside {score.range[0]:g} to "
+                        f"{score.range[1]:g} "
                         f"(reference mean {mean:g}, SD {sd:g} {site.unit})"
                     )
                     bad.append((site.name, mask, bmd.copy(), reason))

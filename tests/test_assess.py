@@ -216,20 +216,10 @@ def test_monotone_in_z_and_lactation(risk_model, z, dz, site, months, extra):
     assert risk_model.assess(more).risk >= risk_model.assess(rec).risk - 1e-12
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_mlflow_serve_answers_invocations_like_assess(tmp_path, monkeypatch):
+def test_mlflow_serve_answers_invocations_like_assess(
+    tmp_path, monkeypatch, start_mlflow
+):
     """`mlflow models serve -m models:/plo-risk@champion --env-manager local`."""
-    import os
-    import subprocess
-    import sys
-    import time
     import urllib.request
 
     from plo_risk.training import compare
@@ -237,48 +227,46 @@ def test_mlflow_serve_answers_invocations_like_assess(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
-    compare({
-        "name": "serve", "seed": 1,
-        "data": {"train": {"source": "synthetic", "n": 3000, "seed": 1},
-                 "test": {"source": "synthetic", "n": 2000, "seed": 2}},
-        "models": [{"name": "xgboost", "params": {"n_estimators": 60}}],
-        "cv": {"folds": 3}, "evaluation": {"n_boot": 10}, "interval": {"n_models": 3},
-    })
-    port = _free_port()
-    # The scoring server runs `uvicorn` from PATH: the venv's bin, as when activated.
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-         "models:/plo-risk@champion", "--env-manager", "local", "-h", "127.0.0.1",
-         "-p", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None:
-                    raise AssertionError(server.stderr.read().decode()[-2000:]) from None
-                if time.monotonic() > deadline:
-                    raise AssertionError("mlflow models serve did not start") from None
-                time.sleep(0.5)
-        patients = [PATIENT, {**PATIENT, "smoking": True, "z_lumbar_spine": -1.0},
-                    {**PATIENT, "parity": 0}]
+    compare(
+        {
+            "name": "serve",
+            "seed": 1,
+            "data": {
+                "train": {"source": "synthetic", "n": 3000, "seed": 1},
+                "test": {"source": "synthetic", "n": 2000, "seed": 2},
+            },
+            "models": [{"name": "xgboost", "params": {"n_estimators": 60}}],
+            "cv": {"folds": 3},
+            "evaluation": {"n_boot": 10},
+            "interval": {"n_models": 3},
+        }
+    )
+    patients = [
+        PATIENT,
+        {**PATIENT, "smoking": True, "z_lumbar_spine": -1.0},
+        {**PATIENT, "parity": 0},
+    ]
+    args = [
+        "models",
+        "serve",
+        "-m",
+        "models:/plo-risk@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+    ]
+    with start_mlflow(
+        args, "/ping", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri}
+    ) as base:
         body = json.dumps({"dataframe_records": patients}).encode()
         request = urllib.request.Request(
-            f"{base}/invocations", data=body,
-            headers={"Content-Type": "application/json"})
+            f"{base}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as r:
             answer = json.load(r)["predictions"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     model = RiskModel.load("models:/plo-risk@champion")
     assert "factor_1" in answer[0], answer[0]
     for served, patient in zip(answer[:2], patients[:2], strict=True):

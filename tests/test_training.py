@@ -241,55 +241,16 @@ def test_recalibrated_referral_model_is_calibrated_in_the_population():
     assert abs(after) <= 0.2
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_runs_open_in_the_mlflow_ui(tracking, tmp_path):
+def test_runs_open_in_the_mlflow_ui(tracking, tmp_path, start_mlflow):
     """`mlflow ui --backend-store-uri sqlite:///...` serves the compare runs."""
     import json
-    import subprocess
-    import sys
-    import time
     import urllib.request
 
     result = compare(
         {**SMALL, "models": [SMALL["models"][1]], "champion": {"register": False}}
     )
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            tracking,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError("mlflow ui did not start") from None
-                time.sleep(0.5)
+    args = ["ui", "--backend-store-uri", tracking, "--host", "127.0.0.1"]
+    with start_mlflow(args, "/health", cwd=tmp_path) as base:
         with urllib.request.urlopen(
             f"{base}/api/2.0/mlflow/runs/get?run_id={result.parent_run_id}", timeout=10
         ) as r:
@@ -297,6 +258,3 @@ def test_runs_open_in_the_mlflow_ui(tracking, tmp_path):
         assert run["info"]["run_id"] == result.parent_run_id
         with urllib.request.urlopen(base + "/", timeout=10) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
