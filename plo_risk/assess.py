@@ -446,14 +446,42 @@ class RiskModel:
                 row[f.name] = [np.nan if v is None else float(v)]
         return pd.DataFrame(row)
 
-    def _assess_canonical(self, canonical: dict[str, Any]) -> RiskAssessment:
-        from plo_risk.explain import contributions
+    def _explainer(self):
+        """The model's explainer, prepared once (again if ``model`` is replaced)."""
+        from plo_risk.explain import _explainer_for
 
-        X = self._frame(canonical)
-        expl = contributions(self.model, X, by="field")
-        logit = float(expl.base[0] + expl.values.iloc[0].sum())
+        cached = self.__dict__.get("_explainer_cache")
+        if (
+            cached is None
+            or cached.model is not self.model
+            or cached.estimator is not getattr(self.model, "estimator_", None)
+        ):
+            cached = _explainer_for(self.model)
+            self._explainer_cache = cached
+        return cached
+
+    def _explain_row(
+        self, canonical: Mapping[str, Any]
+    ) -> tuple[np.ndarray, float, list[str]]:
+        """Field contributions (in catalog order of the model's fields) and base."""
+        explainer = self._explainer()
+        if explainer.arrays is not None:
+            # One record straight to numpy: no one-row DataFrame on the way.
+            values, base, fields = explainer.explain(canonical, "field")
+        else:
+            from plo_risk.explain import contributions
+
+            expl = contributions(self.model, self._frame(canonical), by="field")
+            values, base = expl.values.to_numpy(), expl.base
+            fields = list(expl.values.columns)
+        return values[0], float(base[0]), fields
+
+    def _assess_canonical(self, canonical: dict[str, Any]) -> RiskAssessment:
+        row, base, fields = self._explain_row(canonical)
+        logit = float(base + row.sum())
         risk = float(expit(logit))
         category = str(self.model.categorize([risk])[0])
+        position = {name: j for j, name in enumerate(fields)}
         factors = []
         for f in self.catalog:
             value = canonical.get(f.name)
@@ -463,14 +491,12 @@ class RiskModel:
                     f.label,
                     value,
                     f.unit,
-                    float(expl.values.iloc[0][f.name]),
+                    float(row[position[f.name]]),
                     value is not None,
                 )
             )
         factors.sort(key=lambda fa: -abs(fa.contribution))
-        return RiskAssessment(
-            self, dict(canonical), risk, category, float(expl.base[0]), factors
-        )
+        return RiskAssessment(self, dict(canonical), risk, category, base, factors)
 
     # ------------------------------------------------------- helpers used lazily
     def _interval(self, canonical: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -56,7 +56,7 @@ column of the result, in catalog order, with zeros where nothing is attributed.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,12 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted
 
 from plo_risk.catalog import Catalog, load_catalog
-from plo_risk.features import CatalogEncoder, RowMin, feature_sources
+from plo_risk.features import (
+    CatalogEncoder,
+    RowMin,
+    _ArrayPipeline,
+    feature_sources,
+)
 from plo_risk.models import ClinicalRuleClassifier, PlattCalibratedClassifier, margin
 
 if TYPE_CHECKING:
@@ -121,13 +126,26 @@ class Explanation:
 # Decomposition of the margin, per model kind
 
 
-def _tree_shap_xgboost(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _tree_shap_xgboost(clf: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
     from xgboost import DMatrix
 
     booster = clf.get_booster()
-    raw = booster.predict(DMatrix(Xt, missing=np.nan), pred_contribs=True)
+    if isinstance(Xt, np.ndarray):
+        # The array path (_Explainer): columns already checked against the
+        # booster's feature names, once; xgboost computes in float32 either way.
+        dmatrix = DMatrix(Xt, missing=np.nan)
+        raw = booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+    else:
+        raw = booster.predict(DMatrix(Xt, missing=np.nan), pred_contribs=True)
     raw = np.asarray(raw, dtype=np.float64)
     return raw[:, :-1], raw[:, -1]
+
+
+def _xgboost_names_match(clf: Any, names: list[str]) -> bool:
+    """Whether ``clf``'s booster reads exactly these numeric columns, in order."""
+    booster = clf.get_booster()
+    types = booster.feature_types or ()
+    return booster.feature_names == names and "c" not in types
 
 
 def _tree_shap_hgb(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -277,24 +295,13 @@ def _share_matrix(
 class _Trace:
     """What one pass of X through the model's transformers leaves behind."""
 
-    design: pd.DataFrame  # input of the final classifier (model matrix)
-    features: pd.DataFrame  # output of the feature pipeline
-    rowmin_inputs: dict[str, tuple[RowMin, pd.DataFrame, list[Any]]]
-
-
-def _trace(estimator: Pipeline, X: pd.DataFrame) -> _Trace:
-    features_pipe = estimator[0]
-    leaves = _leaves(features_pipe)
-    Z = X
-    taps: dict[str, tuple[RowMin, pd.DataFrame, list[Any]]] = {}
-    for k, leaf in enumerate(leaves):
-        if isinstance(leaf, RowMin):
-            taps[leaf.name] = (leaf, Z, leaves[:k])
-        Z = _as_frame(leaf.transform(Z), leaf, X.index)
-    features = Z
-    for leaf in _middle_leaves(estimator):
-        Z = _as_frame(leaf.transform(Z), leaf, X.index)
-    return _Trace(design=Z, features=features, rowmin_inputs=taps)
+    # Input of the final classifier (model matrix): a float32 array on the array
+    # path of an xgboost model, else a DataFrame.
+    design: Any
+    design_columns: list[str]
+    features_columns: list[str]  # output columns of the feature pipeline
+    # RowMin name -> (the RowMin, its input, the leaves before it)
+    rowmin_inputs: dict[str, tuple[RowMin, Any, list[Any]]]
 
 
 def _middle_leaves(estimator: Pipeline) -> list[Any]:
@@ -310,53 +317,170 @@ def _as_frame(Z: Any, leaf: Any, index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(Z, columns=names, index=index)
 
 
-def _group(
-    values: np.ndarray, trace: _Trace, estimator: Pipeline
-) -> tuple[np.ndarray, list[str]]:
-    """Sum column contributions (n, design columns) back to catalog fields."""
-    features_pipe = estimator[0]
-    encoder = _leaves(features_pipe)[0]
-    fields = [str(n) for n in encoder.feature_names_in_]
-    feature_cols = [str(c) for c in trace.features.columns]
+@dataclass
+class _Grouping:
+    """What summing columns back to fields needs, computed once per model."""
 
-    # Design columns -> feature-pipeline columns, through the steps in between.
-    share = None
-    for leaf in _middle_leaves(estimator):
-        m = _share_matrix(
-            [str(n) for n in leaf.get_feature_names_out()],
-            [str(n) for n in leaf.feature_names_in_],
-            _output_inputs(leaf),
+    fields: list[str]
+    share: np.ndarray | None  # design columns -> feature-pipeline columns
+    static: np.ndarray  # feature-pipeline columns -> fields, except row minima
+    # (position in the feature columns, RowMin name, the RowMin, its inputs ->
+    # fields)
+    rowmins: list[tuple[int, str, RowMin, np.ndarray]]
+
+
+class _Explainer:
+    """:func:`contributions` for one fitted model.
+
+    What does not depend on X (the checks, the array form of the feature pipeline,
+    the matrices that sum columns back to fields) is prepared once, so a caller
+    explaining one patient at a time (:class:`plo_risk.assess.RiskModel`) can keep
+    it. The model must not be refitted while an instance is kept.
+    """
+
+    def __init__(self, model: PlattCalibratedClassifier, estimator: Pipeline):
+        self.model = model
+        self.estimator = estimator
+        self.features_pipe = estimator[0]
+        self.leaves = _leaves(self.features_pipe)
+        self.middle = _middle_leaves(estimator)
+        self.clf = estimator[-1]
+        try:
+            self.arrays: _ArrayPipeline | None = _ArrayPipeline(self.features_pipe)
+        except TypeError:
+            self.arrays = None
+        # xgboost without steps in between reads the feature matrix directly:
+        # keep it a float32 array, as xgboost computes in float32 anyway.
+        self.xgboost_arrays = (
+            self.arrays is not None
+            and not self.middle
+            and type(self.clf).__module__.startswith("xgboost")
+            and _xgboost_names_match(self.clf, self.arrays.names)
         )
-        share = m if share is None else m @ share
-    by_feature = values if share is None else values @ share
+        self._grouping: _Grouping | None = None
 
-    # Feature-pipeline columns -> fields: equal shares, except row minima.
-    rowmins = [c for c in feature_cols if c in trace.rowmin_inputs]
-    static = _share_matrix(
-        feature_cols, fields, feature_sources(features_pipe), skip=rowmins
-    )
-    out = by_feature @ static
+    # ------------------------------------------------------------------ trace
+    def trace(self, X: pd.DataFrame | Mapping[str, Any]) -> _Trace:
+        if self.arrays is None:
+            return self._trace_frames(X)
+        features, inputs = self.arrays(X)
+        names = self.arrays.names
+        taps: dict[str, tuple[RowMin, Any, list[Any]]] = {}
+        for k, leaf in enumerate(self.leaves[1:], start=1):
+            if isinstance(leaf, RowMin):
+                taps[leaf.name] = (leaf, inputs[k - 1], self.leaves[:k])
+        if self.xgboost_arrays:
+            design = np.ascontiguousarray(features, dtype=np.float32)
+            return _Trace(design, list(names), list(names), taps)
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(1)
+        Z = pd.DataFrame(features, columns=list(names), index=index)
+        for leaf in self.middle:
+            Z = _as_frame(leaf.transform(Z), leaf, index)
+        return _Trace(Z, [str(c) for c in Z.columns], list(names), taps)
 
-    for c in rowmins:
-        leaf, Z, before = trace.rowmin_inputs[c]
-        contrib = by_feature[:, feature_cols.index(c)]
-        names_in = [str(n) for n in leaf.feature_names_in_]
-        inputs = [names_in[j] for j in leaf.columns_]
-        if before:
-            upstream = feature_sources(
-                Pipeline([(str(i), s) for i, s in enumerate(before)])
+    def _trace_frames(self, X: pd.DataFrame) -> _Trace:
+        Z = X
+        taps: dict[str, tuple[RowMin, Any, list[Any]]] = {}
+        for k, leaf in enumerate(self.leaves):
+            if isinstance(leaf, RowMin):
+                taps[leaf.name] = (leaf, Z, self.leaves[:k])
+            Z = _as_frame(leaf.transform(Z), leaf, X.index)
+        features = [str(c) for c in Z.columns]
+        for leaf in self.middle:
+            Z = _as_frame(leaf.transform(Z), leaf, X.index)
+        return _Trace(Z, [str(c) for c in Z.columns], features, taps)
+
+    # -------------------------------------------------------------- explain
+    def explain(
+        self, X: pd.DataFrame | Mapping[str, Any], by: str
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(values, base, column names) of :func:`contributions`."""
+        trace = self.trace(X)
+        clf = self.clf
+        values, base = _decompose(clf, trace.design)
+        slope, intercept = float(self.model.slope_), float(self.model.intercept_)
+        values = values * slope
+        base = intercept + slope * base
+        # The same float operations as model.decision_function(X).
+        expected = intercept + slope * margin(clf, trace.design)
+        residual = expected - (base + values.sum(axis=1))
+        worst = float(np.max(np.abs(residual), initial=0.0))
+        if not worst <= _ADDITIVITY_TOLERANCE:
+            raise RuntimeError(
+                f"contributions of {type(clf).__name__} miss its log-odds by up to "
+                f"{worst:.3g} (more than {_ADDITIVITY_TOLERANCE}); the explainer and "
+                "the model disagree, please report this with your library versions"
             )
-        else:
-            upstream = {n: [n] for n in names_in}
-        vals = np.asarray(Z, dtype=np.float64)[:, leaf.columns_]
-        missing = np.isnan(vals)
-        winner = np.argmin(np.where(missing, np.inf, vals), axis=1)
-        pick = np.zeros_like(vals)
-        pick[np.arange(len(vals)), winner] = 1.0
-        none = missing.all(axis=1)
-        pick[none] = 1.0 / vals.shape[1]
-        out += (pick * contrib[:, None]) @ _share_matrix(inputs, fields, upstream)
-    return out, fields
+        base = base + residual  # float32 rounding of xgboost, <= ~1e-5
+        if by == "column":
+            return values, base, list(trace.design_columns)
+        values, fields = self._group(values, trace)
+        return values, base, fields
+
+    # ------------------------------------------------------------- grouping
+    def grouping(self, trace: _Trace) -> _Grouping:
+        if self._grouping is None:
+            self._grouping = self._make_grouping(trace)
+        return self._grouping
+
+    def _make_grouping(self, trace: _Trace) -> _Grouping:
+        encoder = self.leaves[0]
+        fields = [str(n) for n in encoder.feature_names_in_]
+        feature_cols = trace.features_columns
+
+        # Design columns -> feature-pipeline columns, through the steps in between.
+        share = None
+        for leaf in self.middle:
+            m = _share_matrix(
+                [str(n) for n in leaf.get_feature_names_out()],
+                [str(n) for n in leaf.feature_names_in_],
+                _output_inputs(leaf),
+            )
+            share = m if share is None else m @ share
+
+        # Feature-pipeline columns -> fields: equal shares, except row minima.
+        rowmins = [c for c in feature_cols if c in trace.rowmin_inputs]
+        static = _share_matrix(
+            feature_cols, fields, feature_sources(self.features_pipe), skip=rowmins
+        )
+        minima = []
+        for c in rowmins:
+            leaf, _, before = trace.rowmin_inputs[c]
+            names_in = [str(n) for n in leaf.feature_names_in_]
+            inputs = [names_in[j] for j in leaf.columns_]
+            if before:
+                upstream = feature_sources(
+                    Pipeline([(str(i), s) for i, s in enumerate(before)])
+                )
+            else:
+                upstream = {n: [n] for n in names_in}
+            minima.append(
+                (
+                    feature_cols.index(c),
+                    c,
+                    leaf,
+                    _share_matrix(inputs, fields, upstream),
+                )
+            )
+        return _Grouping(fields, share, static, minima)
+
+    def _group(self, values: np.ndarray, trace: _Trace) -> tuple[np.ndarray, list]:
+        """Sum column contributions (n, design columns) back to catalog fields."""
+        g = self.grouping(trace)
+        by_feature = values if g.share is None else values @ g.share
+        out = by_feature @ g.static
+        for position, name, leaf, to_fields in g.rowmins:
+            Z = trace.rowmin_inputs[name][1]
+            contrib = by_feature[:, position]
+            vals = np.asarray(Z, dtype=np.float64)[:, leaf.columns_]
+            missing = np.isnan(vals)
+            winner = np.argmin(np.where(missing, np.inf, vals), axis=1)
+            pick = np.zeros_like(vals)
+            pick[np.arange(len(vals)), winner] = 1.0
+            none = missing.all(axis=1)
+            pick[none] = 1.0 / vals.shape[1]
+            out += (pick * contrib[:, None]) @ to_fields
+        return out, list(g.fields)
 
 
 # --------------------------------------------------------------------------------
@@ -364,18 +488,32 @@ def _group(
 
 
 def _check(model: Any, X: Any) -> Pipeline:
-    if not isinstance(model, PlattCalibratedClassifier):
-        raise TypeError(
-            "contributions explains a plo_risk model (a PlattCalibratedClassifier "
-            f"from plo_risk.models.make_model); got {type(model).__name__}"
-        )
-    check_is_fitted(model)
+    _check_model(model)
     if not isinstance(X, pd.DataFrame):
         raise ValueError(
             "contributions reads the canonical frame by column name: X must be a "
             f"pandas DataFrame (the output of plo_risk.validate_frame); got "
             f"{type(X).__name__}"
         )
+    return _check_estimator(model)
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, PlattCalibratedClassifier):
+        raise TypeError(
+            "contributions explains a plo_risk model (a PlattCalibratedClassifier "
+            f"from plo_risk.models.make_model); got {type(model).__name__}"
+        )
+    check_is_fitted(model)
+
+
+def _explainer_for(model: Any) -> _Explainer:
+    """An :class:`_Explainer` of ``model``, after the checks of :func:`contributions`."""
+    _check_model(model)
+    return _Explainer(model, _check_estimator(model))
+
+
+def _check_estimator(model: PlattCalibratedClassifier) -> Pipeline:
     estimator = model.estimator_
     if (
         not isinstance(estimator, Pipeline)
@@ -452,27 +590,7 @@ def contributions(
     True
     """
     estimator = _check(model, X)
-    trace = _trace(estimator, X)
-    clf = estimator[-1]
-    values, base = _decompose(clf, trace.design)
-    slope, intercept = float(model.slope_), float(model.intercept_)
-    values = values * slope
-    base = intercept + slope * base
-    # The same float operations as model.decision_function(X).
-    expected = intercept + slope * margin(clf, trace.design)
-    residual = expected - (base + values.sum(axis=1))
-    worst = float(np.max(np.abs(residual), initial=0.0))
-    if not worst <= _ADDITIVITY_TOLERANCE:
-        raise RuntimeError(
-            f"contributions of {type(clf).__name__} miss its log-odds by up to "
-            f"{worst:.3g} (more than {_ADDITIVITY_TOLERANCE}); the explainer and "
-            "the model disagree, please report this with your library versions"
-        )
-    base = base + residual  # float32 rounding of xgboost, <= ~1e-5
-    if by == "column":
-        columns = [str(c) for c in trace.design.columns]
-    else:
-        values, columns = _group(values, trace, estimator)
+    values, base, columns = _Explainer(model, estimator).explain(X, by)
     return Explanation(
         values=pd.DataFrame(values, index=X.index, columns=columns),
         base=base,

@@ -130,10 +130,46 @@ def margin(estimator: Any, X: Any) -> np.ndarray:
     numpy.ndarray of shape (n_samples,)
     """
     if isinstance(estimator, Pipeline):
+        last = estimator[-1]
+        if len(estimator) > 1 and isinstance(X, pd.DataFrame) and _is_xgboost(last):
+            # The feature pipeline on numpy arrays (the same values as its
+            # transform, without pandas between the steps) straight into xgboost.
+            from plo_risk.features import _ArrayPipeline
+
+            try:
+                arrays = _ArrayPipeline(estimator[:-1])
+            except TypeError:  # not a pipeline of plo_risk.features: go step by step
+                arrays = None
+            booster = last.get_booster()
+            if (
+                arrays is not None
+                and booster.feature_names == arrays.names
+                and "c" not in (booster.feature_types or ())
+            ):
+                matrix = np.ascontiguousarray(arrays(X)[0], dtype=np.float32)
+                out = booster.inplace_predict(
+                    matrix, predict_type="margin", validate_features=False
+                )
+                return np.asarray(out, dtype=np.float64).reshape(-1)
         Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
-        return margin(estimator[-1], Xt)
+        return margin(last, Xt)
     if _is_xgboost(estimator):
-        out = estimator.get_booster().inplace_predict(X, predict_type="margin")
+        booster = estimator.get_booster()
+        validate = True
+        if (
+            isinstance(X, pd.DataFrame)
+            and X.columns.tolist() == booster.feature_names
+            and "c" not in (booster.feature_types or ())
+            and all(dt in (np.float64, np.float32) for dt in X.dtypes)
+        ):
+            # A numeric frame with the booster's columns in order: a float32 array
+            # gives the same margin as the frame (xgboost computes in float32)
+            # without xgboost's per-call pandas conversion and name checks.
+            X = np.ascontiguousarray(X.to_numpy(dtype=np.float32))
+            validate = False
+        out = booster.inplace_predict(
+            X, predict_type="margin", validate_features=validate
+        )
         return np.asarray(out, dtype=np.float64).reshape(-1)
     if hasattr(estimator, "decision_function"):
         return np.asarray(estimator.decision_function(X), dtype=np.float64).reshape(-1)

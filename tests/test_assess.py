@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.special import expit
 
 from plo_risk import ValidationError
 from plo_risk.assess import RiskModel, reference_values
@@ -80,6 +81,23 @@ def test_assess_gives_risk_category_interval_and_factors(risk_model):
     assert a.risk == pytest.approx(
         risk_model.predict_proba(pd.DataFrame([PATIENT]))[0], abs=1e-9
     )
+
+
+def test_assess_equals_contributions_of_the_one_row_frame(risk_model):
+    # assess explains the record on numpy arrays; the public contributions() of
+    # the one-row canonical frame must give the very same numbers.
+    from plo_risk.explain import contributions
+    from plo_risk.schema import validate_record
+
+    for record in (PATIENT, {"age_years": 30, "parity": 1, "months_postpartum": 2}):
+        a = risk_model.assess(record)
+        canonical = validate_record(record, catalog=risk_model.catalog)
+        expl = contributions(risk_model.model, risk_model._frame(canonical))
+        assert a.base_log_odds == float(expl.base[0])
+        assert a.risk == float(expit(expl.base[0] + expl.values.iloc[0].sum()))
+        assert {f.field: f.contribution for f in a.factors} == {
+            k: float(v) for k, v in expl.values.iloc[0].items()
+        }
 
 
 def test_low_z_is_a_top_reason(risk_model):

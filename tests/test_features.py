@@ -35,7 +35,10 @@ from plo_risk.features import (
     monotone_constraints,
     pipeline_from_dict,
     pipeline_to_dict,
+    transform_numpy,
 )
+from plo_risk.schema import validate_frame
+from plo_risk.synthetic import generate_cohort
 
 CAT = load_catalog()
 NAN = math.nan
@@ -701,3 +704,130 @@ def test_output_finite_where_inputs_finite(fitted, n, seed):
 @given(frame=frames)
 def test_imputed_output_is_always_finite(fitted_imputed, frame):
     assert np.isfinite(fitted_imputed.transform(frame).to_numpy()).all()
+
+
+# ------------------------------------------------ numpy path (transform_numpy)
+
+
+def _bits(a) -> np.ndarray:
+    # Bit patterns: equal means the same float64 values, NaN and -0.0 included.
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+
+
+def _assert_same_bits(a, b) -> None:
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+def _record_frame(record: dict) -> pd.DataFrame:
+    # The one-row frame of a canonical record, as RiskModel._frame builds it.
+    row = {}
+    for f in CAT:
+        v = record.get(f.name)
+        if f.dtype == "category":
+            row[f.name] = pd.Categorical([v], categories=list(f.categories))
+        else:
+            row[f.name] = [np.nan if v is None else float(v)]
+    return pd.DataFrame(row)
+
+
+def _outcome(fn):
+    """The matrix, or the ValueError message when the input is refused."""
+    try:
+        out = fn()
+    except ValueError as exc:
+        return str(exc)
+    return out.to_numpy() if isinstance(out, pd.DataFrame) else out
+
+
+def _field_value(f):
+    if f.dtype == "category":
+        return st.none() | st.sampled_from(list(f.categories))
+    if f.dtype == "bool":
+        return st.none() | st.booleans()
+    lo, hi = f.range
+    return (
+        st.none()
+        | st.floats(min_value=lo, max_value=hi)
+        | st.integers(int(math.ceil(lo)), int(hi))
+        # Outside the range and NaN too: 0, negatives, huge values (overflow).
+        | st.floats(allow_infinity=False)
+    )
+
+
+records = st.fixed_dictionaries({f.name: _field_value(f) for f in CAT})
+
+
+@settings(max_examples=150, deadline=None)
+@given(record=records)
+def test_numpy_path_equals_transform_on_a_record(fitted, record):
+    frame = _record_frame(record)
+    expected = _outcome(lambda: fitted.transform(frame))
+    from_record = _outcome(lambda: transform_numpy(fitted, record)[0])
+    from_frame = _outcome(lambda: transform_numpy(fitted, frame)[0])
+    if isinstance(expected, str):  # refused (e.g. a product that overflows)
+        assert from_record == from_frame == expected
+    else:
+        _assert_same_bits(from_record, expected)
+        _assert_same_bits(from_frame, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(records, min_size=1, max_size=8))
+def test_numpy_path_equals_transform_on_frames(fitted, fitted_imputed, rows):
+    frame = pd.concat([_record_frame(r) for r in rows], ignore_index=True)
+    for pipe in (fitted, fitted_imputed):
+        expected = _outcome(lambda pipe=pipe: pipe.transform(frame))
+        got = _outcome(lambda pipe=pipe: transform_numpy(pipe, frame)[0])
+        if isinstance(expected, str):
+            assert got == expected
+        else:
+            _assert_same_bits(got, expected)
+
+
+@pytest.mark.parametrize("impute", [False, True])
+def test_numpy_path_equals_transform_on_a_cohort(impute):
+    cohort = validate_frame(generate_cohort(3000, seed=4)).valid
+    pipe = build_pipeline(CAT, impute=impute).fit(cohort.iloc[:1500])
+    expected = pipe.transform(cohort)
+    matrix, names = transform_numpy(pipe, cohort)
+    assert names == expected.columns.tolist()
+    assert matrix.dtype == np.float64
+    _assert_same_bits(matrix, expected.to_numpy())
+    for i in range(0, len(cohort), 97):  # records as validate_frame's rows
+        record = {
+            k: None if pd.isna(v) else v for k, v in cohort.iloc[i].to_dict().items()
+        }
+        _assert_same_bits(transform_numpy(pipe, record)[0], expected.to_numpy()[[i]])
+
+
+def test_numpy_path_refuses_what_transform_refuses(fitted):
+    frame = make_frame(3).drop(columns=["parity"])
+    with pytest.raises(ValueError, match=MISSING_COLUMN):
+        transform_numpy(fitted, frame)
+    record = {"ancestry": "martian"}
+    with pytest.raises(ValueError, match="not one of its categories"):
+        transform_numpy(fitted, record)
+    with pytest.raises(ValueError, match="contains infinity"):
+        transform_numpy(fitted, {"parity": math.inf})
+    with pytest.raises(ValueError, match="must be numeric or boolean"):
+        transform_numpy(fitted, {"parity": "two"})
+    overflow = {"lactation_months": 1e200, "parity": 1e200}  # product is inf
+    empty = make_frame(3).iloc[:0]
+    for bad, match in (
+        (_record_frame(overflow), "Input X contains infinity"),
+        (empty, "Found array with 0 sample"),
+    ):
+        for run in (fitted.transform, lambda X: transform_numpy(fitted, X)):
+            with pytest.raises(ValueError, match=match):
+                run(bad)
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        transform_numpy(fitted, overflow)
+    with pytest.raises(TypeError, match="DataFrame or a record"):
+        transform_numpy(fitted, np.zeros((1, 3)))
+    scaled = make_pipeline(CatalogEncoder.from_catalog(CAT), StandardScaler())
+    scaled = scaled.set_output(transform="pandas").fit(make_frame(5))
+    with pytest.raises(TypeError, match="no array path"):
+        transform_numpy(scaled, make_frame(2))
+    with pytest.raises(NotFittedError):
+        transform_numpy(build_pipeline(CAT), make_frame(2))
