@@ -289,6 +289,13 @@ def _preview(names: Sequence[str], k: int = 6) -> str:
     return shown + (", ..." if len(names) > k else "")
 
 
+def _resolve_columns(est: BaseEstimator, index) -> list[int]:
+    """Positions of ``est.columns`` (every input column when it is None)."""
+    if est.columns is None:
+        return list(range(est.n_features_in_))
+    return [index(c, "columns") for c in _column_list(est.columns, "columns", est)]
+
+
 def _column_list(spec: Any, param: str, est: BaseEstimator) -> list:
     columns = list(spec)
     if not columns:
@@ -336,11 +343,7 @@ class RowMin(_ColumnAppender):
         self.name = name
 
     def _resolve(self, index) -> None:
-        if self.columns is None:
-            self.columns_ = list(range(self.n_features_in_))
-        else:
-            cols = _column_list(self.columns, "columns", self)
-            self.columns_ = [index(c, "columns") for c in cols]
+        self.columns_ = _resolve_columns(self, index)
 
     def _compute(self, X: np.ndarray) -> np.ndarray:
         # fmin skips NaN and gives NaN only when every value is NaN, without the
@@ -397,11 +400,7 @@ class Sum(_ColumnAppender):
         self.nan_as_zero_when = nan_as_zero_when
 
     def _resolve(self, index) -> None:
-        if self.columns is None:
-            self.columns_ = list(range(self.n_features_in_))
-        else:
-            cols = _column_list(self.columns, "columns", self)
-            self.columns_ = [index(c, "columns") for c in cols]
+        self.columns_ = _resolve_columns(self, index)
         rules = []
         for rule in self.nan_as_zero_when or ():
             if (
@@ -483,11 +482,7 @@ class Product(_ColumnAppender):
         self.name = name
 
     def _resolve(self, index) -> None:
-        if self.columns is None:
-            self.columns_ = list(range(self.n_features_in_))
-        else:
-            cols = _column_list(self.columns, "columns", self)
-            self.columns_ = [index(c, "columns") for c in cols]
+        self.columns_ = _resolve_columns(self, index)
 
     def _compute(self, X: np.ndarray) -> np.ndarray:
         return np.prod(X[:, self.columns_], axis=1)
