@@ -746,15 +746,20 @@ def validate_frame(
         bad_cells.append((name, mask & ~type_or_range_bad, original, reason))
     bad_rows = _any_mask(bad_cells, n)
     keep = ~bad_rows
-    valid = _canonical_frame(
-        {k: v[keep] for k, v in cols.items()}, catalog, df.index[keep]
-    )
+    if bad_rows.any():
+        valid = _canonical_frame(
+            {k: v[keep] for k, v in cols.items()}, catalog, df.index[keep]
+        )
+    else:  # the common case: no row to drop, no copies
+        valid = _canonical_frame(cols, catalog, df.index)
     front = [c for c in (ID_COLUMN,) if c in df.columns]
     back = [c for c in (OUTCOME_COLUMN, "true_risk") if c in df.columns]
-    extras = {c: df.loc[~bad_rows, c] for c in front + back}
+    extras = {
+        c: df.loc[keep, c] if bad_rows.any() else df[c] for c in front + back
+    }
     if outcome is not None:
         extras[OUTCOME_COLUMN] = pd.Series(
-            outcome[~bad_rows], index=valid.index
+            outcome[keep], index=valid.index
         ).astype("int64")
     if extras:
         valid = pd.concat(
@@ -804,8 +809,15 @@ def _coerce_column(feat: Feature, s: pd.Series) -> tuple[np.ndarray, list]:
             return np.full(n, np.nan), errors
         return values, errors
     # Object, string or categorical columns: apply the scalar rule per distinct value.
-    raw = s.astype(object).to_numpy()
-    uniques, inverse = _factorize_by_type(raw)
+    if isinstance(dtype, pd.StringDtype):
+        # Text only (or missing): no types to keep apart, factorize directly.
+        codes, values = pd.factorize(s, use_na_sentinel=False)
+        uniques = np.empty(len(values), dtype=object)
+        uniques[:] = [None if v is pd.NA or v is None else v for v in values]
+        inverse = np.asarray(codes, dtype=np.int64)
+    else:
+        raw = s.astype(object).to_numpy()
+        uniques, inverse = _factorize_by_type(raw)
     coded = np.empty(len(uniques), dtype=object)
     reasons: dict[int, str] = {}
     for i, u in enumerate(uniques):
