@@ -187,6 +187,23 @@ def _open_source(source: str | os.PathLike) -> _Source:
     return _Source(kind, tuple(files))
 
 
+def _columns(src: _Source) -> list[str]:
+    """The input's column names, read from the Parquet schema or the CSV header."""
+    if src.kind == "parquet":
+        names = [pq.read_schema(f).names for f in src.files]
+        for f, other in zip(src.files[1:], names[1:], strict=True):
+            if other != names[0]:
+                raise ScoringError(
+                    f"{f}: its columns differ from {src.files[0].name}'s; the files "
+                    "of a folder must share one schema"
+                )
+        return [c for c in names[0] if not c.startswith("__index_level_")]
+    try:
+        return pacsv.open_csv(src.files[0]).schema.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ScoringError(f"{src.files[0]}: not a readable CSV file ({exc})") from None
+
+
 def _fingerprint(src: _Source) -> str:
     """sha256 over the input files' names, sizes and contents."""
     h = hashlib.sha256()
@@ -640,6 +657,7 @@ def score_cohort(
         raise ScoringError(f"units: {exc}") from None
 
     src = _open_source(source)
+    _check_columns(_columns(src), model, units, src)
     out = Path(out_dir)
     job = {
         "model_version": model.version,
@@ -674,10 +692,13 @@ def _load_model(model):
     )
 
 
-def _check_chunk(df: pd.DataFrame, model, units, src: _Source) -> None:
-    """Frame-level problems (a required column absent) stop the run up front."""
+def _check_columns(columns: list[str], model, units, src: _Source) -> None:
+    """Problems of the input as a whole (a required column absent) stop it up front."""
     try:
-        validate_frame(df.head(0), units=units, unknown="ignore", catalog=model.catalog)
+        validate_frame(
+            pd.DataFrame(columns=columns), units=units, unknown="ignore",
+            catalog=model.catalog,
+        )
     except ValidationError as exc:
         raise ScoringError(f"{', '.join(map(str, src.files))}: {exc}") from None
 
@@ -686,7 +707,6 @@ def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
     bar = _Progress(src.n_rows, show)
     metas: list[dict] = []
     resumed = 0
-    checked = False
     try:
         for index, start, table in _chunks(src, job["chunk_rows"]):
             done = _finished(out, index)
@@ -696,9 +716,6 @@ def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
                 bar.advance(table.num_rows, work=False)
                 continue
             df = _to_pandas(table, start)
-            if not checked:
-                _check_chunk(df, model, job["units"], src)
-                checked = True
             scored, rejects = score_frame(
                 model, df, explain=job["explain"], top_k=job["top_k"], units=job["units"]
             )
@@ -786,7 +803,7 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
         client = Client(cluster)
     else:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="5s")
         except OSError as exc:
             raise ScoringError(f"dask scheduler {scheduler}: cannot connect ({exc})") from None
     bar = None
@@ -803,7 +820,6 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
         resumed = 0
         futures = {}
         parts = ddf.to_delayed()
-        checked = False
         for index, (delayed, start, n) in enumerate(zip(parts, starts, lengths, strict=True)):
             done = _finished(out, index)
             if done is not None and done.get("n_input") == n:
@@ -811,9 +827,6 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
                 resumed += 1
                 bar.advance(n, work=False)
                 continue
-            if not checked:
-                _check_chunk(pd.DataFrame(columns=list(ddf.columns)), model, job["units"], src)
-                checked = True
             fut = client.compute(
                 _delayed_chunk(delayed, start, key, files_future, job)
             )

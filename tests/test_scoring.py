@@ -1,0 +1,358 @@
+"""Batch scoring: nothing lost, crash-safe resume, the dask engine, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from plo_risk import ScoreSummary, score_cohort
+from plo_risk.assess import RiskModel, reference_values
+from plo_risk.bundle import save_bundle
+from plo_risk.catalog import load_catalog
+from plo_risk.cli import app
+from plo_risk.models import make_model
+from plo_risk.schema import validate_frame
+from plo_risk.scoring import ScoringError, score_frame
+from plo_risk.synthetic import generate_cohort
+
+THRESHOLDS = {"moderate": 0.02, "high": 0.10}
+OUTPUT = ["row", "patient_id", "risk", "category", "model_version"]
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    valid = validate_frame(generate_cohort(4000, seed=31)).valid
+    y = valid["fracture"].to_numpy()
+    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
+    model = make_model(
+        "xgboost", params={"n_estimators": 40}, cv=3, thresholds=THRESHOLDS
+    ).fit(X, y)
+    return save_bundle(
+        model,
+        tmp_path_factory.mktemp("b") / "bundle",
+        model_name="xgboost",
+        extra={"reference": reference_values(X)},
+    )
+
+
+@pytest.fixture(scope="module")
+def model(bundle_path):
+    return RiskModel.load(bundle_path)
+
+
+@pytest.fixture(scope="module")
+def cohort_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("in") / "cohort.parquet"
+    generate_cohort(6000, seed=32).to_parquet(path, row_group_size=1500)
+    return path
+
+
+def _corrupt(df: pd.DataFrame, rate: float, seed: int) -> tuple[pd.DataFrame, set]:
+    """Bad types, out-of-range values and missing required values in ~rate of rows."""
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    bad = rng.choice(n, size=int(n * rate), replace=False)
+    kinds = rng.integers(0, 3, size=len(bad))
+    df = df.copy()
+    for col in ("parity", "age_years", "months_postpartum"):
+        df[col] = df[col].astype(object)
+    for row, kind in zip(bad, kinds, strict=True):
+        if kind == 0:
+            df.iat[row, df.columns.get_loc("parity")] = "two"
+        elif kind == 1:
+            df.iat[row, df.columns.get_loc("age_years")] = 212
+        else:
+            df.iat[row, df.columns.get_loc("months_postpartum")] = None
+    return df, set(bad.tolist())
+
+
+def test_nothing_lost_on_200k_rows_with_one_percent_corrupted(model, tmp_path):
+    clean = generate_cohort(200_000, setting="population", seed=33)
+    corrupted, bad = _corrupt(clean, 0.01, seed=34)
+    source = tmp_path / "cohort.csv"
+    corrupted.to_csv(source, index=False)
+
+    s = score_cohort(model, source, tmp_path / "out", chunk_rows=50_000)
+
+    assert s.n_input == 200_000
+    assert s.n_scored + s.n_rejected == s.n_input
+    assert s.n_rejected == len(bad) == 2000
+    scored, rejects = s.read(), s.read(rejects=True)
+    assert len(scored) == s.n_scored
+    assert set(rejects["row"]) == bad
+    assert set(scored["row"]).isdisjoint(bad)
+    assert set(scored["row"]) | set(rejects["row"]) == set(range(200_000))
+    assert rejects["reason"].str.len().gt(0).all()
+    assert set(rejects["field"]) == {"parity", "age_years", "months_postpartum"}
+    # Scored rows carry their patient ids, and the same risks predict_proba gives.
+    good = clean.drop(index=sorted(bad))
+    assert scored["patient_id"].tolist() == good["patient_id"].tolist()
+    np.testing.assert_allclose(
+        scored["risk"].to_numpy(), model.predict_proba(good), rtol=1e-12, atol=0
+    )
+    manifest = json.loads(s.manifest.read_text())
+    assert manifest["n_input"] == 200_000
+    assert manifest["model_version"] == model.version
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_explain_modes(model, cohort_file, tmp_path):
+    flagged = score_cohort(model, cohort_file, tmp_path / "f").read()
+    everyone = score_cohort(model, cohort_file, tmp_path / "a", explain="all").read()
+    none = score_cohort(model, cohort_file, tmp_path / "n", explain="none").read()
+    assert none.columns.tolist() == OUTPUT
+    assert "factor_3" in flagged and "contribution_3" in flagged
+    is_flagged = flagged["category"] != "low"
+    assert 0 < is_flagged.sum() < len(flagged)
+    assert flagged.loc[is_flagged, "factor_1"].notna().all()
+    assert flagged.loc[~is_flagged, "factor_1"].isna().all()
+    assert everyone["factor_1"].notna().all()
+    # Flagged rows are explained exactly as when every row is explained.
+    pd.testing.assert_frame_equal(
+        flagged[is_flagged].reset_index(drop=True),
+        everyone[is_flagged].reset_index(drop=True),
+    )
+    np.testing.assert_array_equal(none["risk"], everyone["risk"])
+    # The factors are the largest |contribution| first.
+    c = everyone[["contribution_1", "contribution_2", "contribution_3"]].abs()
+    assert (c["contribution_1"] >= c["contribution_2"]).all()
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunk_rows=st.integers(min_value=17, max_value=700))
+def test_chunking_never_changes_the_result(model, tmp_path, chunk_rows):
+    df = generate_cohort(700, seed=35)
+    df, _ = _corrupt(df, 0.05, seed=chunk_rows)
+    source = tmp_path / f"c{chunk_rows}.csv"
+    df.to_csv(source, index=False)
+    a = score_cohort(model, source, tmp_path / f"a{chunk_rows}", chunk_rows=chunk_rows)
+    b = score_cohort(model, source, tmp_path / f"b{chunk_rows}", chunk_rows=700)
+    pd.testing.assert_frame_equal(a.read(), b.read())
+    pd.testing.assert_frame_equal(a.read(rejects=True), b.read(rejects=True))
+    assert len(a.parts) == -(-700 // chunk_rows)
+
+
+def test_parquet_folder_and_csv_give_the_same_rows(model, tmp_path):
+    df = generate_cohort(3000, seed=36)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(3):
+        df.iloc[i * 1000 : (i + 1) * 1000].to_parquet(folder / f"f{i}.parquet")
+    df.to_csv(tmp_path / "all.csv", index=False)
+    a = score_cohort(model, folder, tmp_path / "a", chunk_rows=700)
+    b = score_cohort(model, tmp_path / "all.csv", tmp_path / "b", chunk_rows=700)
+    pd.testing.assert_frame_equal(a.read(), b.read())
+    assert a.n_input == 3000
+
+
+KILLED_RUN = """
+import sys
+from plo_risk.scoring import score_cohort
+score_cohort(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=400, explain="all")
+"""
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(bundle_path, model, tmp_path):
+    source = tmp_path / "cohort.parquet"
+    df, _ = _corrupt(generate_cohort(12_000, seed=37), 0.01, seed=38)
+    df[["parity", "age_years", "months_postpartum"]] = df[
+        ["parity", "age_years", "months_postpartum"]
+    ].astype(str)
+    df.to_parquet(source)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(bundle_path), str(source), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("part-*.parquet"))) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no part written in 120 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.glob("part-*.parquet")))
+    assert not (out / "_SUCCESS").exists()
+    assert done_before < 30
+
+    resumed = score_cohort(model, source, out, chunk_rows=400, explain="all")
+    fresh = score_cohort(model, source, tmp_path / "fresh", chunk_rows=400,
+                         explain="all")
+    assert resumed.resumed_parts >= done_before - 1 >= 2
+    pd.testing.assert_frame_equal(resumed.read(), fresh.read())
+    pd.testing.assert_frame_equal(resumed.read(rejects=True), fresh.read(rejects=True))
+    assert resumed.n_scored + resumed.n_rejected == 12_000
+    assert not list(out.glob(".*tmp*")) and not list(out.glob("rejects/.*tmp*"))
+
+
+def test_another_model_or_input_on_the_same_out_dir_is_refused(
+    model, bundle_path, cohort_file, tmp_path
+):
+    out = tmp_path / "out"
+    score_cohort(model, cohort_file, out, chunk_rows=2000)
+    other_input = tmp_path / "other.parquet"
+    generate_cohort(500, seed=39).to_parquet(other_input)
+    with pytest.raises(ScoringError, match="input"):
+        score_cohort(model, other_input, out)
+    with pytest.raises(ScoringError, match="explain"):
+        score_cohort(model, cohort_file, out, chunk_rows=2000, explain="all")
+    other = RiskModel.load(bundle_path)
+    other.model.intercept_ += 0.5
+    with pytest.raises(ScoringError, match="model"):
+        score_cohort(other, cohort_file, out, chunk_rows=2000)
+    # resume=False replaces the folder's output instead.
+    s = score_cohort(other, cohort_file, out, chunk_rows=2000, resume=False)
+    assert s.resumed_parts == 0 and s.n_input == 6000
+    again = score_cohort(other, cohort_file, out, chunk_rows=2000)
+    assert again.resumed_parts == len(again.parts) == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: p / "absent.parquet", "no such file"),
+        (lambda p: _write(p / "x.json", "{}"), "unknown input type"),
+        (lambda p: _write(p / "bad.parquet", "not parquet at all"), "not a readable Parquet"),
+        (lambda p: _write(p / "empty_dir.parquet.d/keep.txt", "").parent, "without"),
+        (lambda p: _write(p / "noreq.csv", "age_years,parity\n30,1\n"), "months_postpartum"),
+    ],
+)
+def test_bad_sources_get_clear_errors(model, tmp_path, make, match):
+    source = make(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(ScoringError, match=match):
+        score_cohort(model, source, out)
+    assert not list(out.glob("part-*"))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"explain": "some"}, "explain='some'"),
+        ({"engine": "spark"}, "engine='spark'"),
+        ({"chunk_rows": 0}, "chunk_rows=0"),
+        ({"top_k": 0}, "top_k=0"),
+        ({"top_k": 999}, "top_k=999"),
+        ({"scheduler": "tcp://x:1"}, "scheduler"),
+        ({"units": {"vitamin_d_25oh": "furlongs"}}, "furlongs"),
+    ],
+)
+def test_bad_options_get_clear_errors(model, cohort_file, tmp_path, kwargs, match):
+    with pytest.raises(ScoringError, match=match):
+        score_cohort(model, cohort_file, tmp_path / "out", **kwargs)
+
+
+def test_units_apply_to_the_whole_column(model, tmp_path):
+    df = generate_cohort(500, seed=40)
+    factor = load_catalog()["vitamin_d_25oh"].unit_factor("nmol/L")
+    nmol = df.assign(vitamin_d_25oh=df["vitamin_d_25oh"] / factor)
+    df.to_parquet(tmp_path / "ng.parquet")
+    nmol.to_parquet(tmp_path / "nmol.parquet")
+    a = score_cohort(model, tmp_path / "ng.parquet", tmp_path / "a").read()
+    b = score_cohort(model, tmp_path / "nmol.parquet", tmp_path / "b",
+                     units={"vitamin_d_25oh": "nmol/L"}).read()
+    np.testing.assert_allclose(a["risk"], b["risk"], rtol=1e-6)
+
+
+def test_empty_input_scores_nothing_and_says_so(model, tmp_path):
+    source = tmp_path / "empty.csv"
+    generate_cohort(10, seed=1).head(0).to_csv(source, index=False)
+    s = score_cohort(model, source, tmp_path / "out")
+    assert (s.n_input, s.n_scored, s.n_rejected) == (0, 0, 0)
+    assert json.loads(s.manifest.read_text())["n_input"] == 0
+
+
+def test_score_frame_is_the_per_chunk_function(model):
+    df = generate_cohort(300, seed=41)
+    df.index = pd.RangeIndex(1000, 1300)
+    scored, rejects = score_frame(model, df, explain="none")
+    assert scored["row"].tolist() == list(range(1000, 1300))
+    assert rejects.empty and list(rejects.columns)[:3] == ["row", "patient_id", "field"]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+def test_dask_local_cluster_output_equals_the_local_engine(
+    model, dask_cluster, tmp_path
+):
+    df, bad = _corrupt(generate_cohort(8000, seed=42), 0.01, seed=43)
+    df[["parity", "age_years", "months_postpartum"]] = df[
+        ["parity", "age_years", "months_postpartum"]
+    ].astype(str)
+    source = tmp_path / "cohort.parquet"
+    df.to_parquet(source, row_group_size=2000)
+    local = score_cohort(model, source, tmp_path / "local", chunk_rows=2000)
+    dask = score_cohort(model, source, tmp_path / "dask", engine="dask",
+                        scheduler=dask_cluster.scheduler_address)
+    assert len(dask.parts) == 4
+    pd.testing.assert_frame_equal(local.read(), dask.read())
+    pd.testing.assert_frame_equal(local.read(rejects=True), dask.read(rejects=True))
+    assert (dask.n_input, dask.n_rejected) == (8000, len(bad))
+    # CSV through dask too, and a resumed dask run skips every finished part.
+    df.to_csv(tmp_path / "cohort.csv", index=False)
+    csv = score_cohort(model, tmp_path / "cohort.csv", tmp_path / "dcsv",
+                       engine="dask", scheduler=dask_cluster.scheduler_address)
+    pd.testing.assert_frame_equal(local.read(), csv.read())
+    again = score_cohort(model, source, tmp_path / "dask", engine="dask",
+                         scheduler=dask_cluster.scheduler_address)
+    assert again.resumed_parts == 4
+
+
+def test_dask_scheduler_that_does_not_answer(model, cohort_file, tmp_path):
+    with pytest.raises(ScoringError, match="cannot connect"):
+        score_cohort(model, cohort_file, tmp_path / "o", engine="dask",
+                     scheduler="tcp://127.0.0.1:9")
+
+
+runner = CliRunner()
+
+
+def test_cli_score(bundle_path, cohort_file, tmp_path):
+    out = tmp_path / "scored"
+    result = runner.invoke(
+        app,
+        ["score", "--model", str(bundle_path), "--input", str(cohort_file),
+         "--out", str(out), "--explain", "all", "--chunk-rows", "2500"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "6,000 rows" in result.output and "scored" in result.output
+    assert len(list(out.glob("part-*.parquet"))) == 3
+    bad = runner.invoke(
+        app, ["score", "--model", str(bundle_path), "--input",
+              str(tmp_path / "nope.csv"), "--out", str(out)],
+    )
+    assert bad.exit_code == 2
+    assert "nope.csv" in bad.output and "Traceback" not in bad.output
+
+
+def test_summary_is_a_dataclass_with_text(model, cohort_file, tmp_path):
+    s = score_cohort(model, cohort_file, tmp_path / "o")
+    assert isinstance(s, ScoreSummary)
+    assert "6,000 rows" in str(s) and s.rows_per_second > 0
