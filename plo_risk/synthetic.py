@@ -44,6 +44,7 @@ __all__ = [
     "default_params_path",
     "generate_cohort",
     "load_params",
+    "to_omop",
     "write_sample",
 ]
 
@@ -1251,6 +1252,28 @@ def write_sample(path: str | Path | None = None) -> Path:
     df = generate_cohort(SAMPLE_ROWS, setting="referral", style="clean", seed=0)
     df.to_csv(path, index=False)
     return path
+
+
+def to_omop(frame: pd.DataFrame, url: str, **kwargs: Any) -> dict[str, int]:
+    """Write a cohort into OMOP CDM v5.4 tables: :func:`plo_risk.omop.to_omop`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A cohort, e.g. ``generate_cohort(n, style="clean")``.
+    url : str
+        SQLAlchemy URL, e.g. ``duckdb:///registry.duckdb``.
+    **kwargs
+        ``concepts``, ``if_exists``, ``start_date`` of :func:`plo_risk.omop.to_omop`.
+
+    Returns
+    -------
+    dict
+        Rows written per table.
+    """
+    from plo_risk.omop import to_omop as _to_omop  # lazy: omop imports registry
+
+    return _to_omop(frame, url, **kwargs)
 
 
 if __name__ == "__main__":

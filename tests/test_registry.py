@@ -1,0 +1,510 @@
+"""Registry ingestion: flat extracts, OMOP round trips, quality report, bad input."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from plo_risk.catalog import load_catalog
+from plo_risk.cli import app
+from plo_risk.models import make_model
+from plo_risk.omop import load_concepts, read_omop
+from plo_risk.registry import (
+    MappingError,
+    RegistryError,
+    default_mapping_path,
+    ingest,
+    load_mapping,
+)
+from plo_risk.schema import validate_frame
+from plo_risk.synthetic import generate_cohort, load_params, to_omop
+
+CATALOG = load_catalog()
+REG = load_params()["registry"]
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _tolerance(name: str) -> float:
+    """Absolute tolerance of a field: half the registry's rounding step, converted."""
+    feat = CATALOG[name]
+    dec = REG["decimals"].get(name)
+    if dec is None:
+        return 1e-9
+    if name in REG["column_units"]:
+        factor = feat.unit_factor(REG["column_units"][name])
+    elif name in REG["mixed_units"]:
+        units = REG["mixed_units"][name]["by_hospital"].values()
+        factor = max([1.0, *(feat.unit_factor(u) for u in units)])
+    else:
+        factor = 1.0
+    return 0.5 * 10.0**-dec * factor * (1 + 1e-6) + 1e-9
+
+
+def _compare(reference: pd.DataFrame, got: pd.DataFrame, tol=_tolerance):
+    """Share of equal cells and the set of (patient_id, field) that differ."""
+    ref = reference.set_index("patient_id")
+    got = got.set_index("patient_id").reindex(ref.index)
+    equal = total = 0
+    differ: set[tuple[str, str]] = set()
+    for feat in CATALOG:
+        a, b = ref[feat.name], got[feat.name]
+        if feat.dtype == "category":
+            eq = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())
+            eq = eq.to_numpy()
+        else:
+            eq = np.isclose(
+                a.to_numpy(dtype=float),
+                b.to_numpy(dtype=float),
+                rtol=1e-9,
+                atol=tol(feat.name),
+                equal_nan=True,
+            )
+        total += len(eq)
+        equal += int(eq.sum())
+        differ |= {(pid, feat.name) for pid in ref.index[~eq]}
+    return equal / total, differ
+
+
+def _source_missing(extract: pd.DataFrame) -> set[tuple[str, str]]:
+    """Cells the extract itself does not hold (on every row of the patient)."""
+    tokens = {"", "na", "unknown"}
+    out = set()
+    for name, col in REG["columns"].items():
+        if name not in CATALOG:
+            continue
+        s = extract[col]
+        miss = s.isna() | s.astype(str).str.strip().str.lower().isin(tokens)
+        per_patient = miss.groupby(extract[REG["columns"]["patient_id"]]).all()
+        out |= {(pid, name) for pid in per_patient.index[per_patient.to_numpy()]}
+    return out
+
+
+# ------------------------------------------------------------------ round trips
+
+
+@pytest.fixture(scope="module")
+def flat():
+    clean = generate_cohort(4000, style="clean", seed=11)
+    extract = generate_cohort(4000, style="registry", seed=11)
+    return clean, extract
+
+
+@pytest.mark.parametrize("fmt", ["frame", "csv", "parquet"])
+def test_flat_round_trip_recovers_clean_cohort(flat, tmp_path, fmt):
+    clean, extract = flat
+    source = extract
+    if fmt == "csv":
+        source = tmp_path / "extract.csv"
+        extract.to_csv(source, index=False)
+    elif fmt == "parquet":
+        source = tmp_path / "extract.parquet"
+        extract.to_parquet(source, index=False)
+    result = ingest(source, default_mapping_path())
+    reference = validate_frame(clean).valid
+    share, differ = _compare(reference, result.frame)
+    assert share >= 0.99, share
+    q = result.quality
+    listed = set(zip(q.unrecovered["patient_id"], q.unrecovered["field"], strict=True))
+    # Every cell not recovered, except those the extract never held, is listed.
+    assert differ - _source_missing(extract) == listed
+    assert q.duplicates["n_rows_removed"] == len(extract) - len(clean)
+    assert q.duplicates["conflicts"].get("bmi", 0) > 0
+    assert {c["field"] for c in q.unit_conversions} >= {"vitamin_d_25oh", "prolactin"}
+    assert q.unmapped_columns == []
+    assert len(result.frame) == len(clean)
+
+
+def test_omop_round_trip_through_duckdb(tmp_path):
+    clean = generate_cohort(3000, style="clean", seed=12)
+    url = f"duckdb:///{tmp_path / 'omop.duckdb'}"
+    counts = to_omop(clean, url)
+    assert counts["person"] == 3000 and counts["measurement"] > 0
+    result = ingest(url)
+    reference = validate_frame(clean).valid
+    share, differ = _compare(reference, result.frame, tol=lambda name: 1e-6)
+    assert share >= 0.99, share
+    got = result.frame.set_index("patient_id").reindex(reference["patient_id"])
+    assert (got["fracture"].to_numpy() == reference["fracture"].to_numpy()).all()
+    assert result.quality.n_rejected_rows == 0
+    # read_omop gives the same cells, before validation.
+    raw = read_omop(url)
+    assert list(raw["patient_id"][:3]) == list(reference["patient_id"][:3])
+
+
+def test_omop_round_trip_through_sqlite(tmp_path):
+    clean = generate_cohort(300, style="clean", seed=13)
+    url = f"sqlite:///{tmp_path / 'omop.db'}"
+    to_omop(clean, url)
+    share, _ = _compare(validate_frame(clean).valid, ingest(url).frame, lambda n: 1e-6)
+    assert share >= 0.99
+
+
+def test_model_on_ingested_registry_matches_clean(tmp_path):
+    n = 20_000
+    test = validate_frame(generate_cohort(n, style="clean", seed=102)).valid
+    drop = ["patient_id", "fracture", "true_risk"]
+
+    def auroc(frame: pd.DataFrame) -> float:
+        X = frame.drop(columns=[c for c in drop if c in frame])
+        model = make_model("xgboost", random_state=0).fit(X, frame["fracture"])
+        risk = model.predict_proba(test.drop(columns=drop))[:, 1]
+        return roc_auc_score(test["fracture"], risk)
+
+    clean = validate_frame(generate_cohort(n, style="clean", seed=101)).valid
+    ingested = ingest(generate_cohort(n, style="registry", seed=101)).frame
+    a_clean, a_ingested = auroc(clean), auroc(ingested)
+    assert abs(a_clean - a_ingested) <= 0.01, (a_clean, a_ingested)
+
+
+# ------------------------------------------------------------- mapping format
+
+
+def test_shipped_mapping_and_concepts_load_and_are_packaged():
+    m = load_mapping()
+    assert m.id == "PatientID" and m.duplicates == "merge"
+    c = load_concepts()
+    assert c.fields["vitamin_d_25oh"].concept_id == 3020149
+    assert all(
+        f.concept_id >= 2_000_000_000 or f.concept_id < 100_000_000
+        for f in c.fields.values()
+    )
+    force = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"][
+        "build"
+    ]["targets"]["wheel"]["force-include"]
+    for name in ("mapping.yaml", "omop_concepts.yaml"):
+        assert force[f"registry/{name}"] == f"plo_risk/_data/registry/{name}"
+
+
+BASE = {"columns": {"Age": "age_years", "Parity": "parity", "PP": "months_postpartum"}}
+
+
+def _frame(**extra):
+    n = len(next(iter(extra.values()))) if extra else 3
+    return pd.DataFrame(
+        {"Age": [30.0] * n, "Parity": [1] * n, "PP": [2.0] * n, **extra}
+    )
+
+
+@pytest.mark.parametrize(
+    ("mapping", "match"),
+    [
+        ({"columns": {**BASE["columns"], "D": "vitamin_d"}}, "vitamin_d.*did you mean"),
+        (
+            {
+                "columns": {
+                    **BASE["columns"],
+                    "D": {"field": "vitamin_d_25oh", "unit": "nmol"},
+                }
+            },
+            "unit='nmol'.*nmol/L",
+        ),
+        ({"columns": {**BASE["columns"], "Missing": "bmi"}}, "absent.*Missing"),
+        ({"columns": {"Age": "age_years"}}, "required field.*parity"),
+        ({**BASE, "invalid": "drop"}, "invalid='drop'"),
+        ({**BASE, "colums": {}}, "unknown key.*colums"),
+        (
+            {
+                "columns": {
+                    **BASE["columns"],
+                    "E": {"field": "ancestry", "recode": {"x": "martian"}},
+                }
+            },
+            "recode.*martian",
+        ),
+        ({**BASE, "booleans": {"true": [True]}}, "quoted string"),
+        ({**BASE, "dates": {"bmi": {"from": "A", "to": "B"}}}, "not a time unit"),
+    ],
+    ids=[
+        "unknown-field",
+        "unknown-unit",
+        "absent-column",
+        "required-not-mapped",
+        "bad-invalid",
+        "unknown-key",
+        "bad-recode",
+        "unquoted-token",
+        "date-field-not-time",
+    ],
+)
+def test_wrong_mapping_is_a_clear_error(mapping, match):
+    with pytest.raises(MappingError, match=match):
+        ingest(_frame(), mapping)
+
+
+def test_dates_give_months_postpartum_and_age():
+    assess = pd.to_datetime(["2024-03-01", "2024-06-15"])
+    df = pd.DataFrame(
+        {
+            "Parity": [1, 2],
+            "Born": (
+                assess - pd.to_timedelta([30.0 * 365.2425, 25.5 * 365.2425], unit="D")
+            ).strftime("%Y-%m-%d"),
+            "Delivered": (assess - pd.to_timedelta([61, -20], unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
+            "Seen": assess.strftime("%Y-%m-%d"),
+        }
+    )
+    mapping = {
+        "columns": {"Parity": "parity"},
+        "dates": {
+            "months_postpartum": {"from": "Delivered", "to": "Seen"},
+            "age_years": {"from": "Born", "to": "Seen"},
+        },
+    }
+    out = ingest(df, mapping).frame
+    np.testing.assert_allclose(out["age_years"], [30.0, 25.5], atol=0.002)
+    np.testing.assert_allclose(
+        out["months_postpartum"], [61 / 30.436875, -20 / 30.436875], atol=1e-9
+    )
+
+
+def test_unreadable_date_is_reported_and_rejects_the_row():
+    df = pd.DataFrame(
+        {
+            "Parity": [1, 1],
+            "Age": [30, 31],
+            "D": ["2024-01-01", "soon"],
+            "S": ["2024-02-01"] * 2,
+        }
+    )
+    mapping = {
+        "columns": {"Parity": "parity", "Age": "age_years"},
+        "dates": {"months_postpartum": {"from": "D", "to": "S"}},
+    }
+    result = ingest(df, mapping)
+    assert len(result.frame) == 1
+    assert result.rejects["message"].str.contains("'soon' is not a date").any()
+
+
+def test_reject_mode_sends_bad_rows_to_rejects(flat):
+    _, extract = flat
+    doc = load_mapping_doc()
+    doc["invalid"] = "reject"
+    result = ingest(extract, doc)
+    blank = ingest(extract)
+    n_bad = len(blank.quality.unrecovered)
+    assert n_bad > 0
+    assert result.quality.n_rejected_rows == n_bad
+    assert len(result.frame) == len(blank.frame) - n_bad
+    assert set(result.rejects.columns) == {"row", "field", "value", "reason", "message"}
+    assert (result.rejects["field"] == "ancestry").all()
+
+
+def load_mapping_doc() -> dict:
+    import yaml
+
+    return yaml.safe_load(default_mapping_path().read_text())
+
+
+def test_quality_report_outputs(flat, tmp_path):
+    _, extract = flat
+    q = ingest(extract.head(500)).quality
+    data = json.loads(q.to_json(tmp_path / "q.json").read_text())
+    assert data["n_source_rows"] == 500
+    assert set(data["missingness"]) == set(CATALOG.names)
+    html = q.to_html(tmp_path / "q.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert "src=" not in html and "href=" not in html  # self-contained
+    text = str(q)
+    assert "duplicates merged" in text and "vitamin_d_25oh" in text
+    assert set(q.missing_by_site["ctx"]) == {"H1", "H2", "H3", "H4"}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+# ----------------------------------------------------------------- garbage in
+
+
+def _garbage(tmp_path: Path, kind: str) -> str:
+    if kind == "empty-file":
+        (tmp_path / "x.csv").write_text("")
+        return str(tmp_path / "x.csv")
+    if kind == "header-only":
+        (tmp_path / "x.csv").write_text("PatientID,Age\n")
+        return str(tmp_path / "x.csv")
+    if kind == "no-mappable-columns":
+        pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "x.csv", index=False)
+        return str(tmp_path / "x.csv")
+    if kind == "corrupt-parquet":
+        (tmp_path / "x.parquet").write_bytes(b"PAR1 this is not parquet")
+        return str(tmp_path / "x.parquet")
+    if kind == "no-such-file":
+        return str(tmp_path / "nope.csv")
+    if kind == "db-not-answering":
+        return "postgresql://127.0.0.1:1/x"
+    if kind == "duckdb-absent":
+        return f"duckdb:///{tmp_path / 'absent.duckdb'}"
+    if kind == "sqlite-absent":
+        return f"sqlite:///{tmp_path / 'absent.db'}"
+    if kind == "omop-tables-missing":
+        import duckdb
+
+        con = duckdb.connect(str(tmp_path / "partial.duckdb"))
+        con.execute("CREATE TABLE person (person_id BIGINT)")
+        con.close()
+        return f"duckdb:///{tmp_path / 'partial.duckdb'}"
+    raise AssertionError(kind)
+
+
+GARBAGE = [
+    ("empty-file", "empty"),
+    ("header-only", "no rows"),
+    ("no-mappable-columns", "none of its columns is in the mapping"),
+    ("corrupt-parquet", "not a readable Parquet file"),
+    ("no-such-file", "no such file"),
+    ("db-not-answering", "cannot connect to database postgresql://127.0.0.1:1/x"),
+    ("duckdb-absent", "cannot connect.*does not exist"),
+    ("sqlite-absent", "cannot connect.*does not exist"),
+    ("omop-tables-missing", "missing OMOP CDM table.*measurement"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), GARBAGE, ids=[g[0] for g in GARBAGE])
+def test_garbage_in_is_a_clear_error(tmp_path, kind, match):
+    source = _garbage(tmp_path, kind)
+    before = set(tmp_path.iterdir())
+    with pytest.raises(RegistryError, match=match):
+        ingest(source)
+    assert set(tmp_path.iterdir()) == before  # nothing created, e.g. no empty DB
+
+
+@pytest.mark.parametrize(("kind", "match"), GARBAGE, ids=[g[0] for g in GARBAGE])
+def test_cli_garbage_in_exits_2_and_writes_nothing(tmp_path, kind, match):
+    source = _garbage(tmp_path, kind)
+    out = tmp_path / "cohort.parquet"
+    result = runner.invoke(app, ["ingest", "--source", source, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_to_omop_refuses_to_overwrite(tmp_path):
+    url = f"duckdb:///{tmp_path / 'o.duckdb'}"
+    cohort = generate_cohort(20, seed=3)
+    to_omop(cohort, url)
+    with pytest.raises(RegistryError, match="already holds OMOP tables"):
+        to_omop(cohort, url)
+    assert to_omop(cohort, url, if_exists="replace")["person"] == 20
+
+
+# ------------------------------------------------------------------ properties
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(st.text(max_size=8), st.none(), st.integers(-2, 3)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_boolean_cells_are_recoded_or_reported(values):
+    df = _frame(Smoker=pd.Series(values, dtype=object))
+    mapping = {
+        "columns": {**BASE["columns"], "Smoker": "smoking"},
+        "missing_values": ["", "NA", "unknown"],
+        "booleans": {"true": ["Y", "yes"], "false": ["N", "no"]},
+    }
+    result = ingest(df, mapping)
+    assert len(result.frame) == len(df)  # blank mode: no row lost
+    got = result.frame["smoking"]
+    assert got.isna().sum() + got.isin([0.0, 1.0]).sum() == len(df)
+    blanked = set(result.quality.unrecovered["row"])
+    for i, v in enumerate(values):
+        if i in blanked:
+            assert np.isnan(got.loc[i])
+            assert (
+                result.quality.unrecovered.query("row == @i")["reason"].str.len().min()
+                > 0
+            )
+        elif isinstance(v, str) and v.strip().lower() in {"y", "yes", "true", "1", "t"}:
+            assert got.loc[i] == 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=6),
+        st.sampled_from(CATALOG["ancestry"].categories),
+        max_size=4,
+    )
+)
+def test_recode_mapping_loader_never_crashes(recode):
+    mapping = {
+        "columns": {**BASE["columns"], "E": {"field": "ancestry", "recode": recode}}
+    }
+    m = load_mapping(mapping)
+    spec = next(s for s in m.columns if s.column == "E")
+    for key in recode:
+        assert spec.recode[key.strip().casefold()] in CATALOG["ancestry"].categories
+    df = _frame(E=list(recode)[:3] or ["European"])
+    result = ingest(df, mapping)
+    assert len(result.frame) + result.quality.n_rejected_rows == len(df)
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def test_cli_ingest_writes_cohort_and_report(flat, tmp_path):
+    _, extract = flat
+    src = tmp_path / "extract.csv"
+    extract.head(800).to_csv(src, index=False)
+    out, report = tmp_path / "cohort.parquet", tmp_path / "quality.html"
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--source",
+            str(src),
+            "--mapping",
+            str(default_mapping_path()),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "data quality" in result.output
+    cohort = pd.read_parquet(out)
+    assert cohort["patient_id"].is_unique and "vitamin_d_25oh" in cohort
+    assert report.read_text().startswith("<!DOCTYPE html>")
+    quiet = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--source",
+            str(src),
+            "--out",
+            str(tmp_path / "c.csv"),
+            "--quiet",
+            "--report",
+            str(tmp_path / "q.json"),
+        ],
+    )
+    assert quiet.exit_code == 0 and quiet.output.strip() == ""
+    assert json.loads((tmp_path / "q.json").read_text())["n_rows"] == len(cohort)
+
+
+def test_cli_ingest_bad_mapping_names_the_key(tmp_path):
+    src = tmp_path / "x.csv"
+    _frame().to_csv(src, index=False)
+    bad = tmp_path / "m.yaml"
+    bad.write_text("columns:\n  Age: age\n  Parity: parity\n  PP: months_postpartum\n")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app, ["ingest", "--source", str(src), "--mapping", str(bad), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "columns.Age.field='age'" in result.output
+    assert not out.exists()
