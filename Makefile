@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test lint lock clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/plo-risk demo
 
-test: $(VENV)/.installed-test
+# The model-card test renders the report in Debian's chromium (driven by playwright;
+# no browser download): installed when missing if we are root with apt-get.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: install it with 'sudo apt-get install chromium'" \
+	      "(or set PLO_RISK_SKIP_BROWSER=1 to skip the browser test)"; \
+	  fi; }
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
@@ -33,7 +44,8 @@ lint: $(VENV)/.installed-test
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/python -m pip install --quiet -e '.[test]'
-	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^plo-risk' > constraints.txt
+	{ echo '# Lock: exact versions resolved from pyproject.toml lower bounds (make lock), used as pip -c.'; \
+	  .lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^plo-risk'; } > constraints.txt
 	rm -rf .lockvenv
 
 clean:
