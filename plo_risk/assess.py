@@ -274,12 +274,24 @@ class RiskModel:
     info : BundleInfo, default=None
         What the bundle says about the model (version, metrics, reference values).
     catalog : Catalog, default=None
+    source : str, default=None
+        Where the model was loaded from (bundle folder or MLflow URI); set by
+        :meth:`load`. The model card logs itself to the MLflow run of a model
+        loaded from ``models:/...`` or ``runs:/...``.
     """
 
-    def __init__(self, model, info=None, *, catalog: Catalog | None = None):
+    def __init__(
+        self,
+        model,
+        info=None,
+        *,
+        catalog: Catalog | None = None,
+        source: str | None = None,
+    ):
         self.model = model
         self.info = info
         self.catalog = catalog or load_catalog()
+        self.source = source
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -326,12 +338,12 @@ class RiskModel:
                         f"{mlflow.get_tracking_uri()} ({exc})"
                     ) from None
                 model, info = load_bundle(_find_bundle(Path(local)), catalog=catalog)
-            return cls(model, info, catalog=catalog)
+            return cls(model, info, catalog=catalog, source=text)
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such bundle folder")
         model, info = load_bundle(path, catalog=catalog)
-        return cls(model, info, catalog=catalog)
+        return cls(model, info, catalog=catalog, source=str(path))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model as a bundle folder (see :mod:`plo_risk.bundle`)."""
