@@ -13,6 +13,7 @@ from plo_risk.schema import (
     validate_frame,
     validate_record,
 )
+from plo_risk.scoring import ScoreSummary, score_cohort
 from plo_risk.synthetic import generate_cohort
 from plo_risk.training import compare, load_experiment, train
 
@@ -23,6 +24,7 @@ __all__ = [
     "Feature",
     "RiskAssessment",
     "RiskModel",
+    "ScoreSummary",
     "ValidatedFrame",
     "ValidationError",
     "__version__",
@@ -32,6 +34,7 @@ __all__ = [
     "load_experiment",
     "make_model",
     "recalibrate",
+    "score_cohort",
     "train",
     "validate_frame",
     "validate_record",

@@ -155,6 +155,72 @@ def generate(
             console.print(f"{len(df):,} rows → {out}")
 
 
+@app.command()
+def ingest(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Registry extract (.csv, .parquet, .xlsx) or a database URL with "
+            "OMOP CDM tables (e.g. duckdb:///registry.duckdb)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Validated cohort, .csv or .parquet.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="Mapping YAML for a file (default: the shipped registry/mapping.yaml) "
+            "or OMOP concept map for a URL (default: registry/omop_concepts.yaml)."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the data-quality report, .html or .json."),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Also write the rejected rows with reasons, .csv/.parquet."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Do not print the quality report.")
+    ] = False,
+) -> None:
+    """Ingest a registry extract or an OMOP database into a validated cohort."""
+    from plo_risk.registry import RegistryError
+    from plo_risk.registry import ingest as run_ingest
+    from plo_risk.schema import ValidationError
+
+    for name, path, allowed in (
+        ("--out", out, (".csv", ".parquet")),
+        ("--report", report, (".html", ".json")),
+        ("--rejects", rejects, (".csv", ".parquet")),
+    ):
+        if path is not None and path.suffix.lower() not in allowed:
+            _fail(f"{name} {path}: the file name must end in {' or '.join(allowed)}")
+    try:
+        with _step(f"ingesting {source}", quiet):
+            result = run_ingest(source, mapping)
+    except (RegistryError, ValidationError) as exc:
+        _fail(str(exc))
+    if not quiet:
+        console.print(result.quality)
+    if report is not None:
+        if report.suffix.lower() == ".html":
+            result.quality.to_html(report)
+        else:
+            result.quality.to_json(report)
+    if rejects is not None:
+        _write_frame(result.rejects, rejects)
+    _write_frame(result.frame, out)
+    if not quiet:
+        console.print(
+            f"{len(result.frame):,} rows → {out}"
+            + (f"; {result.quality.n_rejected_rows:,} rejected" if rejects else "")
+            + (f"; report → {report}" if report else ""),
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
 def _leaderboard_table(result) -> Table:
     board = result.leaderboard()
     metric = result.experiment.champion_metric
@@ -306,6 +372,259 @@ def assess(
         console.print(str(result), soft_wrap=True, highlight=False)
 
 
+def _load_model_or_fail(model: str):
+    from plo_risk.assess import RiskModel
+    from plo_risk.bundle import BundleError
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        return RiskModel.load(model)
+    except (BundleError, FileNotFoundError) as exc:
+        _fail(f"--model {model}: {exc}")
+
+
+def _check_data_path(data: Path) -> None:
+    if data.suffix.lower() not in (".csv", ".parquet"):
+        _fail(f"--data {data}: the file name must end in .csv or .parquet")
+    if not data.is_file():
+        _fail(f"--data {data}: no such file")
+
+
+@app.command()
+def report(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Evaluation data (.csv or .parquet) with the observed outcome "
+            "column 'fracture' (0/1)."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="Bundle folder or MLflow URI.")
+    ] = "models:/plo-risk@champion",
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap replicates of the confidence intervals.")
+    ] = 200,
+    mlflow_run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Also log the card to this MLflow run (default: the model's own "
+            "run when --model is an MLflow URI)."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Write the model card: one self-contained HTML file with TRIPOD+AI items.
+
+    Evaluates the model on --data (performance with CIs, calibration, ROC,
+    decision curve, SHAP, subgroups, recalibration) and logs the card to the
+    model's MLflow run when the model came from MLflow.
+    """
+    from plo_risk.report import model_card
+
+    _check_data_path(data)
+    risk_model = _load_model_or_fail(model)
+    try:
+        with _step(f"evaluating {model} on {data} and writing {out}", quiet):
+            card = model_card(
+                risk_model, data, out, n_boot=n_boot, mlflow_run_id=mlflow_run_id
+            )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(f"--data {data}: {exc}")
+    console.print(
+        f"model card → {card.path} ({card.n:,} rows evaluated, {card.n_events:,} "
+        f"fractures, {card.n_rejected:,} of {card.n_input:,} rows rejected by "
+        "validation)",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if card.mlflow_run_id:
+        console.print(
+            f"logged to MLflow run {card.mlflow_run_id} as model_card.html",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _validation_table(result) -> Table:
+    from plo_risk.report import _metric_label
+
+    comp = result.comparison()
+    table = Table(
+        title=f"External validation on {result.description}: {result.n:,} rows, "
+        f"{result.n_events:,} fractures ({result.n_rejected:,} rejected)"
+    )
+    table.add_column("measure")
+    table.add_column("as trained", justify="right")
+    table.add_column("intercept-recalibrated", justify="right")
+
+    def cell(est, lo, hi):
+        if est != est:
+            return "-"
+        digits = 4 if abs(est) < 0.1 and est != 0 else 3
+        if lo != lo:
+            return f"{est:.{digits}f}"
+        return f"{est:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+
+    for name, row in comp.iterrows():
+        table.add_row(
+            _metric_label(str(name))[0],
+            cell(row["estimate"], row["lower"], row["upper"]),
+            cell(
+                row["recalibrated"],
+                row["recalibrated_lower"],
+                row["recalibrated_upper"],
+            ),
+        )
+    table.caption = "95% CIs (bootstrap; O/E: delta method)"
+    return table
+
+
+@app.command()
+def validate(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Validation data (.csv or .parquet) from another setting, with the "
+            "observed outcome column 'fracture' (0/1)."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="Bundle folder or MLflow URI.")
+    ] = "models:/plo-risk@champion",
+    recalibrate: Annotated[
+        bool,
+        typer.Option(
+            "--recalibrate",
+            help="Save the intercept-recalibrated model as a bundle in --out.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the recalibrated bundle (with --recalibrate)."),
+    ] = None,
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap replicates of the confidence intervals.")
+    ] = 200,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Validate a model on data from another setting; offer intercept recalibration.
+
+    Prints AUROC, Brier, calibration slope and intercept, O/E and ICI with CIs,
+    as trained and after refitting the intercept to --data. With --recalibrate
+    --out DIR the recalibrated model is saved as a bundle.
+    """
+    from plo_risk.report import external_validation
+
+    if recalibrate and out is None:
+        _fail("--recalibrate needs --out DIR: the folder for the recalibrated bundle")
+    if out is not None and not recalibrate:
+        _fail("--out is the folder for the recalibrated bundle: add --recalibrate")
+    if out is not None and out.exists():
+        _fail(f"--out {out}: already exists; choose a new folder for the bundle")
+    _check_data_path(data)
+    risk_model = _load_model_or_fail(model)
+    try:
+        with _step(f"validating {model} on {data}", quiet):
+            result = external_validation(risk_model, data, n_boot=n_boot)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(f"--data {data}: {exc}")
+    console.print(_validation_table(result))
+    shift = result.intercept_after - result.intercept_before
+    console.print(
+        f"calibration intercept {result.calibration_intercept:.2f} as trained; "
+        "refitting the model's intercept to these data moves it from "
+        f"{result.intercept_before:.4f} to {result.intercept_after:.4f} "
+        f"(shift {shift:+.4f})",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if not recalibrate:
+        console.print(
+            "to save the recalibrated model: add --recalibrate --out DIR",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return
+    saved = result.recalibrated.save(out)
+    console.print(
+        f"recalibrated model (new intercept {result.intercept_after:.4f}, version "
+        f"{result.recalibrated.version}) → {saved}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@app.command()
+def score(
+    input: Annotated[
+        Path, typer.Option("--input", help="CSV or Parquet file, or a folder of Parquet files.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (part files, rejects, manifest).")],
+    model: Annotated[
+        str, typer.Option(help="Bundle folder or MLflow URI.")
+    ] = "models:/plo-risk@champion",
+    explain: Annotated[
+        str, typer.Option(help="Top factors for: flagged (moderate/high) rows, all, none.")
+    ] = "flagged",
+    top_k: Annotated[int, typer.Option(help="Factors per explained row.")] = 3,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk and part file.")] = 100_000,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://...); default a LocalCluster.")
+    ] = None,
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(help="FIELD=UNIT for a column in an alternate unit; repeatable."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip parts a killed run of the same job finished.")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Score a whole cohort: every row scored or rejected with its reason; resumable."""
+    from plo_risk.bundle import BundleError
+    from plo_risk.scoring import ScoringError, score_cohort
+
+    units = {}
+    for item in unit or []:
+        field, sep, value = item.partition("=")
+        if not sep or not field or not value:
+            _fail(f"--unit {item!r}: use FIELD=UNIT, e.g. vitamin_d_25oh=nmol/L")
+        units[field.strip()] = value.strip()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        summary = score_cohort(
+            model,
+            input,
+            out,
+            chunk_rows=chunk_rows,
+            explain=explain,
+            top_k=top_k,
+            engine=engine,
+            scheduler=scheduler,
+            resume=resume,
+            units=units or None,
+            progress=False if quiet else None,
+        )
+    except (ScoringError, BundleError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if not quiet:
+        console.print(str(summary), soft_wrap=True, highlight=False)
+        if summary.resumed_parts:
+            console.print(f"resumed: {summary.resumed_parts} finished part(s) kept")
+        console.print(f"scored rows: {out}/part-*.parquet", soft_wrap=True, highlight=False)
+        console.print(
+            f"rejected rows with reasons: {out}/rejects/part-*.parquet",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print(f"manifest: {summary.manifest}", soft_wrap=True, highlight=False)
+
+
 @app.command()
 def demo(
     out_dir: Annotated[
@@ -320,11 +639,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Run every step that exists so far, end to end, and say where outputs are.
+    """The whole package end to end, and where every output is.
 
     Generates a synthetic referral cohort and validates it, compares the four
-    models on it (tracked in a local MLflow), registers the champion and explains
-    one patient with it.
+    models on it (tracked in a local MLflow), registers the champion, explains one
+    patient, writes the model card, and scores a 100,000-row population cohort
+    with some corrupted rows (scored or rejected with reasons, nothing lost).
     """
     from plo_risk import training
     from plo_risk.schema import validate_frame
@@ -418,6 +738,50 @@ def demo(
         path.write_text(json.dumps(assessment.to_dict(), indent=2))
     outputs["one patient's assessment"] = str(path)
     console.print(str(assessment), soft_wrap=True, highlight=False)
+
+    from plo_risk.report import model_card
+
+    with _step("writing the model card (TRIPOD+AI) on the held-out cohort", quiet):
+        held_out = generate_cohort(n, setting="referral", seed=seed + 1)
+        card = model_card(champion, held_out, out_dir / "model_card.html")
+    outputs["model card (HTML, also in the champion's MLflow run)"] = str(card.path)
+
+    from plo_risk.models import recalibrate
+    from plo_risk.scoring import score_cohort
+    from plo_risk.synthetic import load_params
+
+    n_population = 100_000
+    with _step(
+        f"scoring a population cohort of {n_population:,} rows (0.5% corrupted)",
+        quiet,
+    ):
+        population = _corrupted(
+            generate_cohort(n_population, setting="population", seed=seed + 2),
+            rate=0.005,
+            seed=seed,
+        )
+        source = out_dir / "population_cohort.csv"
+        _write_frame(population, source)
+        # The champion learned referral risks; in the population the outcome is
+        # rarer (params sheet B: 460 per 1,000,000 deliveries), so its intercept
+        # moves to the population prevalence before scoring (prior shift).
+        prevalence = load_params()["prevalence"]["population"]
+        population_model = RiskModel(
+            recalibrate(champion.model, prevalence=prevalence),
+            champion.info,
+            catalog=champion.catalog,
+        )
+        summary = score_cohort(
+            population_model, source, out_dir / "scored", resume=False,
+            progress=False,
+        )
+    if not quiet:
+        console.print(f"  {summary}", soft_wrap=True, highlight=False)
+    outputs["population cohort (input)"] = str(source)
+    outputs["scored population (risk, category, reasons)"] = (
+        f"{summary.out_dir}/part-*.parquet"
+    )
+    outputs["rejected rows with reasons"] = f"{summary.out_dir}/rejects/part-*.parquet"
     outputs["champion"] = (
         f"models:/{training.REGISTERED_NAME}@"
         f"{training.CHAMPION_ALIAS} ({result.champion or 'kept'}, "
@@ -432,6 +796,23 @@ def demo(
         soft_wrap=True,
         highlight=False,
     )
+
+
+def _corrupted(df, *, rate: float, seed: int):
+    """A copy with ``rate`` of rows broken as registries break them: a word for a
+    number, an impossible age, a missing required value (for the demo's rejects)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    df = df.copy()
+    rows = rng.choice(len(df), size=int(len(df) * rate), replace=False)
+    for col in ("parity", "age_years", "months_postpartum"):
+        df[col] = df[col].astype(object)
+    thirds = np.array_split(rows, 3)
+    df.loc[df.index[thirds[0]], "parity"] = "two"
+    df.loc[df.index[thirds[1]], "age_years"] = 212
+    df.loc[df.index[thirds[2]], "months_postpartum"] = None
+    return df
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -316,7 +316,15 @@ def score_frame(
     rejects : pandas.DataFrame
         ``row, patient_id, field, value, reason, message``, one row per bad cell.
     """
-    res = validate_frame(df, units=units, unknown="ignore", catalog=model.catalog)
+    return _finish_chunk(model, df, _validate_chunk(model, df, units), explain, top_k)
+
+
+def _validate_chunk(model, df: pd.DataFrame, units):
+    return validate_frame(df, units=units, unknown="ignore", catalog=model.catalog)
+
+
+def _finish_chunk(model, df: pd.DataFrame, res, explain: str, top_k: int):
+    """Predict, categorize and explain the valid rows; shape both output frames."""
     valid = res.valid
     X = valid.drop(columns=[c for c in _DROP if c in valid.columns])
     clf = model.model
@@ -704,10 +712,20 @@ def _check_columns(columns: list[str], model, units, src: _Source) -> None:
 
 
 def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
+    """Chunks in order; the next chunk is read and validated while this one is
+    predicted and written (xgboost and Parquet I/O release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     bar = _Progress(src.n_rows, show)
     metas: list[dict] = []
     resumed = 0
-    try:
+
+    def prepare(start: int, table: pa.Table):
+        df = _to_pandas(table, start)
+        return df, _validate_chunk(model, df, job["units"])
+
+    def todo() -> Iterator[tuple[int, int, pa.Table]]:
+        nonlocal resumed
         for index, start, table in _chunks(src, job["chunk_rows"]):
             done = _finished(out, index)
             if done is not None and done.get("n_input") == table.num_rows:
@@ -715,15 +733,30 @@ def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
                 resumed += 1
                 bar.advance(table.num_rows, work=False)
                 continue
-            df = _to_pandas(table, start)
-            scored, rejects = score_frame(
-                model, df, explain=job["explain"], top_k=job["top_k"], units=job["units"]
-            )
-            metas.append(_write_part(out, index, start, len(df), scored, rejects))
-            bar.advance(len(df))
+            yield index, start, table
+
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plo-read") as pool:
+            pending = None
+            for index, start, table in todo():
+                future = pool.submit(prepare, start, table)
+                if pending is not None:
+                    metas.append(_score_and_write(model, out, job, *pending))
+                    bar.advance(metas[-1]["n_input"])
+                pending = (index, start, future)
+            if pending is not None:
+                metas.append(_score_and_write(model, out, job, *pending))
+                bar.advance(metas[-1]["n_input"])
     finally:
         bar.close()
+    metas.sort(key=lambda m: m["part"])
     return metas, resumed
+
+
+def _score_and_write(model, out: Path, job: dict, index: int, start: int, future):
+    df, res = future.result()
+    scored, rejects = _finish_chunk(model, df, res, job["explain"], job["top_k"])
+    return _write_part(out, index, start, len(df), scored, rejects)
 
 
 # -------------------------------------------------------------------- dask

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -12,19 +15,20 @@ from plo_risk.cli import app
 runner = CliRunner()
 
 
-def test_help_lists_only_implemented_verbs():
+VERBS = (
+    "catalog", "generate", "ingest", "train", "compare", "assess", "score",
+    "report", "validate", "demo",
+)
+
+
+def test_help_lists_every_verb():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("catalog", "generate", "train", "compare", "assess", "demo"):
-        assert verb in result.output
-    # Verbs of later issues must not exist before they work.
-    for verb in ("score", "report", "ingest"):
-        assert f" {verb} " not in result.output
+    for verb in VERBS:
+        assert f" {verb} " in result.output
 
 
-@pytest.mark.parametrize(
-    "verb", ["catalog", "generate", "train", "compare", "assess", "demo"]
-)
+@pytest.mark.parametrize("verb", VERBS)
 def test_every_verb_is_documented(verb):
     result = runner.invoke(app, [verb, "--help"])
     assert result.exit_code == 0
@@ -104,12 +108,25 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
         app, ["demo", "--out-dir", str(out), "--n", "2000", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    for name in ("cohort.parquet", "rejects.csv", "mlflow.db", "assessment.json"):
+    for name in ("cohort.parquet", "rejects.csv", "mlflow.db", "assessment.json",
+                 "model_card.html", "population_cohort.csv", "scored/manifest.json"):
         assert (out / name).is_file()
     assert "PLO fracture risk:" in result.output
     text = result.output
-    assert str(out / "cohort.parquet") in text and str(out / "rejects.csv") in text
     assert "models:/plo-risk@champion" in text
+    # Every output the closing summary names exists.
+    summary = text.split("where everything is", 1)[1]
+    named = [line.split(": ", 1)[1].strip() for line in summary.splitlines()
+             if line.startswith("  ") and ": " in line]
+    paths = [p.replace("sqlite:///", "") for p in named
+             if p.startswith(("/", "sqlite:///"))]
+    assert len(paths) >= 7, summary
+    for p in paths:
+        assert list(Path("/").glob(p.lstrip("/"))), f"named but missing: {p}"
+    # Nothing lost in the population scoring: scored + rejected = 100,000 rows.
+    manifest = json.loads((out / "scored" / "manifest.json").read_text())
+    assert manifest["n_scored"] + manifest["n_rejected"] == 100_000
+    assert manifest["n_rejected"] == 500
 
 
 @pytest.fixture(scope="module")
