@@ -341,7 +341,10 @@ def _garbage(tmp_path: Path, kind: str) -> str:
     if kind == "no-such-file":
         return str(tmp_path / "nope.csv")
     if kind == "db-not-answering":
-        return "postgresql://127.0.0.1:1/x"
+        # A real PostgreSQL driver (test extras) against a port nobody listens on.
+        return "postgresql+psycopg://user:secret@127.0.0.1:1/x"
+    if kind == "db-driver-absent":
+        return "mysql+nosuchdriver://127.0.0.1:1/x"
     if kind == "duckdb-absent":
         return f"duckdb:///{tmp_path / 'absent.duckdb'}"
     if kind == "sqlite-absent":
@@ -362,7 +365,8 @@ GARBAGE = [
     ("no-mappable-columns", "none of its columns is in the mapping"),
     ("corrupt-parquet", "not a readable Parquet file"),
     ("no-such-file", "no such file"),
-    ("db-not-answering", "cannot connect to database postgresql://127.0.0.1:1/x"),
+    ("db-not-answering", "cannot connect to database postgresql.*does not answer"),
+    ("db-driver-absent", "cannot connect to database mysql"),
     ("duckdb-absent", "cannot connect.*does not exist"),
     ("sqlite-absent", "cannot connect.*does not exist"),
     ("omop-tables-missing", "missing OMOP CDM table.*measurement"),
