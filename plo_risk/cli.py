@@ -344,8 +344,6 @@ def assess(
     """Explained fracture risk for one patient: risk, interval, reasons, next steps."""
     import json
 
-    from plo_risk.assess import RiskModel
-    from plo_risk.bundle import BundleError
     from plo_risk.schema import ValidationError
 
     try:
@@ -357,11 +355,7 @@ def assess(
     if not isinstance(record, dict):
         _fail(f"--patient {patient}: must hold one JSON object of field: value")
     units = record.pop("units", None)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        risk_model = RiskModel.load(model)
-    except (BundleError, FileNotFoundError) as exc:
-        _fail(f"--model {model}: {exc}")
+    risk_model = _load_model_or_fail(model)
     try:
         result = risk_model.assess(record, units=units)
     except ValidationError as exc:
@@ -716,18 +710,9 @@ def demo(
     import json
 
     from plo_risk.assess import RiskModel
+    from plo_risk.report import SEED_CASE
 
-    # seed Table 3 row 9 (ref 12): 35 years, third pregnancy, 2 months postpartum,
-    # lumbar spine 0.687 g/cm2, total femur 0.815 g/cm2; lactation assumed 2 months.
-    patient = {
-        "age_years": 35,
-        "parity": 3,
-        "months_postpartum": 2,
-        "lactation_months": 2,
-        "breastfeeding_now": True,
-        "bmd_lumbar_spine": 0.687,
-        "bmd_total_hip": 0.815,
-    }
+    patient = dict(SEED_CASE)  # seed Table 3 row 9 (ref 12)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # a location: the demo's own MLflow
     with _step("explaining one patient (seed Table 3 row 9) with the champion", quiet):
         champion = RiskModel.load(
@@ -777,6 +762,28 @@ def demo(
         )
     if not quiet:
         console.print(f"  {summary}", soft_wrap=True, highlight=False)
+        top = summary.read().nlargest(1, "risk").iloc[0]
+        record = (
+            population.loc[int(top["row"])]
+            .drop(labels=["patient_id", "fracture", "true_risk"])
+            .dropna()
+            .to_dict()
+        )
+        highest = population_model.assess(record)
+        factors = "; ".join(f.describe() for f in highest.top_factors(2))
+        console.print(
+            f"  highest risk in the population: {top['patient_id']} "
+            f"{highest.risk:.2%} ({highest.category}); {factors}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print(
+            f"  flagged (risk >= {min(champion.thresholds.values()):.0%}): "
+            f"{summary.n_flagged:,} — at the population prevalence (460 per "
+            "1,000,000 deliveries) few women reach the referral thresholds",
+            soft_wrap=True,
+            highlight=False,
+        )
     outputs["population cohort (input)"] = str(source)
     outputs["scored population (risk, category, reasons)"] = (
         f"{summary.out_dir}/part-*.parquet"

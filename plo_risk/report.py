@@ -139,7 +139,7 @@ _METRIC_LABELS = {
 # Published case used as example patient 1: seed Table 3 row 9 (ref 12): 35 years,
 # third pregnancy, 2 months postpartum, lumbar spine 0.687 g/cm2, total femur
 # 0.815 g/cm2; breastfeeding for the 2 months is assumed.
-_SEED_CASE = {
+SEED_CASE = {
     "age_years": 35,
     "parity": 3,
     "months_postpartum": 2,
@@ -1021,7 +1021,7 @@ def _explanations(rm: RiskModel, X: pd.DataFrame, seed: int) -> str:
     bee = _png(plot_beeswarm(rm.model, sample, max_display=15), close=True)
     ex1, _ = _example_html(
         rm,
-        dict(_SEED_CASE),
+        dict(SEED_CASE),
         "Example patient 1: a published PLO case",
         "From seed Table 3 row 9 (ref 12): 35 years, third pregnancy, 2 months "
         "postpartum, lumbar spine BMD 0.687 g/cm², total femur BMD 0.815 g/cm²; "
@@ -1305,18 +1305,7 @@ def _model_section(rm: RiskModel) -> str:
 
 
 def _performance(table: pd.DataFrame, n_boot: int, data: _EvalData) -> str:
-    main = [
-        m
-        for m in (
-            "auroc",
-            "auprc",
-            "brier",
-            "calibration_slope",
-            "calibration_intercept",
-            "oe_ratio",
-            "ici",
-        )
-    ]
+    main = list(_TRANSPORT_METRICS)
     rest = [m for m in table.index if m not in main]
     oracle = ""
     if data.true_risk is not None:
