@@ -130,29 +130,8 @@ def margin(estimator: Any, X: Any) -> np.ndarray:
     numpy.ndarray of shape (n_samples,)
     """
     if isinstance(estimator, Pipeline):
-        last = estimator[-1]
-        if len(estimator) > 1 and isinstance(X, pd.DataFrame) and _is_xgboost(last):
-            # The feature pipeline on numpy arrays (the same values as its
-            # transform, without pandas between the steps) straight into xgboost.
-            from plo_risk.features import _ArrayPipeline
-
-            try:
-                arrays = _ArrayPipeline(estimator[:-1])
-            except TypeError:  # not a pipeline of plo_risk.features: go step by step
-                arrays = None
-            booster = last.get_booster()
-            if (
-                arrays is not None
-                and booster.feature_names == arrays.names
-                and "c" not in (booster.feature_types or ())
-            ):
-                matrix = np.ascontiguousarray(arrays(X)[0], dtype=np.float32)
-                out = booster.inplace_predict(
-                    matrix, predict_type="margin", validate_features=False
-                )
-                return np.asarray(out, dtype=np.float64).reshape(-1)
-        Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
-        return margin(last, Xt)
+        prepared, finish = split_margin(estimator, X)
+        return finish(prepared)
     if _is_xgboost(estimator):
         booster = estimator.get_booster()
         validate = True
@@ -175,6 +154,53 @@ def margin(estimator: Any, X: Any) -> np.ndarray:
         return np.asarray(estimator.decision_function(X), dtype=np.float64).reshape(-1)
     p = estimator.predict_proba(X)[:, 1]
     return logit(np.clip(p, 1e-15, 1 - 1e-15))
+
+
+def split_margin(estimator: Any, X: Any) -> tuple[Any, Any]:
+    """:func:`margin` in two steps: ``finish(prepared) == margin(estimator, X)``.
+
+    For a feature pipeline ending in xgboost, ``prepared`` is the model matrix
+    (float32, built on numpy arrays: the same values as the pipeline's transform)
+    and ``finish`` xgboost's prediction, which releases the GIL: batch scoring
+    builds the next chunk's matrix on one thread while this chunk is predicted.
+    Other estimators: ``prepared`` is X and ``finish`` computes the whole margin.
+
+    Returns
+    -------
+    prepared : Any
+    finish : callable
+        ``finish(prepared) -> numpy.ndarray`` of shape (n_samples,).
+    """
+    if isinstance(estimator, Pipeline) and len(estimator) > 1:
+        last = estimator[-1]
+        if isinstance(X, pd.DataFrame) and _is_xgboost(last):
+            # The feature pipeline on numpy arrays (the same values as its
+            # transform, without pandas between the steps) straight into xgboost.
+            from plo_risk.features import _ArrayPipeline
+
+            try:
+                arrays = _ArrayPipeline(estimator[:-1])
+            except TypeError:  # not a pipeline of plo_risk.features: go step by step
+                arrays = None
+            booster = last.get_booster()
+            if (
+                arrays is not None
+                and booster.feature_names == arrays.names
+                and "c" not in (booster.feature_types or ())
+            ):
+                matrix = np.ascontiguousarray(arrays(X)[0], dtype=np.float32)
+
+                def predict(m: np.ndarray) -> np.ndarray:
+                    out = booster.inplace_predict(
+                        m, predict_type="margin", validate_features=False
+                    )
+                    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+                return matrix, predict
+        return estimator[:-1].transform(X), lambda Xt: margin(last, Xt)
+    if isinstance(estimator, Pipeline):
+        return X, lambda X_: margin(estimator[-1], X_)
+    return X, lambda X_: margin(estimator, X_)
 
 
 def _is_xgboost(est: Any) -> bool:

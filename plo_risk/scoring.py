@@ -323,17 +323,36 @@ def score_frame(
     return _finish_chunk(model, df, _validate_chunk(model, df, units), explain, top_k)
 
 
-def _validate_chunk(model, df: pd.DataFrame, units):
-    return validate_frame(df, units=units, unknown="ignore", catalog=model.catalog)
+@dataclass
+class _Prepared:
+    """A validated chunk with its model matrix built (the reader thread's part)."""
+
+    res: Any
+    X: pd.DataFrame
+    matrix: Any = None
+    finish: Any = None
 
 
-def _finish_chunk(model, df: pd.DataFrame, res, explain: str, top_k: int):
-    """Predict, categorize and explain the valid rows; shape both output frames."""
+def _validate_chunk(model, df: pd.DataFrame, units) -> _Prepared:
+    from plo_risk.models import split_margin
+
+    res = validate_frame(df, units=units, unknown="ignore", catalog=model.catalog)
     valid = res.valid
     X = valid.drop(columns=[c for c in _DROP if c in valid.columns])
+    prepared = _Prepared(res, X)
+    if len(X):
+        prepared.matrix, prepared.finish = split_margin(model.model.estimator_, X)
+    return prepared
+
+
+def _finish_chunk(model, df: pd.DataFrame, prep: _Prepared, explain: str, top_k: int):
+    """Predict, categorize and explain the valid rows; shape both output frames."""
+    res, X = prep.res, prep.X
+    valid = res.valid
     clf = model.model
     if len(X):
-        risk = expit(clf.decision_function(X))
+        # clf.decision_function(X), with the matrix built beforehand.
+        risk = expit(clf.intercept_ + clf.slope_ * prep.finish(prep.matrix))
         category = clf.categorize(risk)
     else:
         risk = np.empty(0)
