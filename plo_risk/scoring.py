@@ -569,6 +569,7 @@ class _Progress:
         self._bar = None
         if not enabled:
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -586,6 +587,7 @@ class _Progress:
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for the results
             transient=False,
         )
         self._t0 = time.perf_counter()

@@ -356,3 +356,15 @@ def test_summary_is_a_dataclass_with_text(model, cohort_file, tmp_path):
     s = score_cohort(model, cohort_file, tmp_path / "o")
     assert isinstance(s, ScoreSummary)
     assert "6,000 rows" in str(s) and s.rows_per_second > 0
+
+
+def test_progress_shows_rows_per_second_only_when_asked(model, cohort_file, tmp_path,
+                                                        capsys):
+    score_cohort(model, cohort_file, tmp_path / "quiet", chunk_rows=2000)
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""  # not a terminal: silent
+    score_cohort(model, cohort_file, tmp_path / "shown", chunk_rows=2000,
+                 progress=True)
+    shown = capsys.readouterr()
+    assert "rows/s" in shown.err and "6000/6000" in shown.err
+    assert shown.out == ""
