@@ -198,10 +198,14 @@ def _columns(src: _Source) -> list[str]:
                     "of a folder must share one schema"
                 )
         return [c for c in names[0] if not c.startswith("__index_level_")]
+    return _csv_header(src.files[0])
+
+
+def _csv_header(path: Path) -> list[str]:
     try:
-        return pacsv.open_csv(src.files[0]).schema.names
+        return pacsv.open_csv(path).schema.names
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ScoringError(f"{src.files[0]}: not a readable CSV file ({exc})") from None
+        raise ScoringError(f"{path}: not a readable CSV file ({exc})") from None
 
 
 def _fingerprint(src: _Source) -> str:
@@ -221,15 +225,11 @@ def _csv_reader(path: Path, block_size: int) -> pacsv.CSVStreamingReader:
     Types are decided by :func:`validate_frame`, per cell: inferring them from the
     first block would make one bad cell further down fail the whole file.
     """
-    try:
-        header = pacsv.open_csv(path).schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ScoringError(f"{path}: not a readable CSV file ({exc})") from None
     return pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=block_size),
         convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
+            column_types={name: pa.string() for name in _csv_header(path)},
             strings_can_be_null=True,
         ),
     )
@@ -244,8 +244,13 @@ def _batches(src: _Source, chunk_rows: int) -> Iterator[pa.RecordBatch]:
                 batch_size=chunk_rows
             )
         else:
-            # About 100 bytes of CSV a row per field group: blocks near chunk size.
-            yield from _csv_reader(f, block_size=max(1 << 20, chunk_rows * 400))
+            yield from _csv_reader(f, block_size=_csv_block(chunk_rows))
+
+
+def _csv_block(chunk_rows: int) -> int:
+    """CSV bytes read at a time: about one chunk (a generated cohort row is
+    200-290 bytes of CSV; measured)."""
+    return max(1 << 20, chunk_rows * 400)
 
 
 def _chunks(src: _Source, chunk_rows: int) -> Iterator[tuple[int, int, pa.Table]]:
@@ -833,11 +838,10 @@ def _dask_frame(src: _Source, chunk_rows: int):
         # chunk_rows rows to bound each worker's memory.
         return dd.read_parquet(files, split_row_groups=True)
     # Every column as text, as the local engine reads CSV.
-    header = pacsv.open_csv(src.files[0]).schema.names
     return dd.read_csv(
         files,
-        dtype={name: "string" for name in header},
-        blocksize=max(1 << 20, chunk_rows * 400),
+        dtype={name: "string" for name in _csv_header(src.files[0])},
+        blocksize=_csv_block(chunk_rows),
         keep_default_na=False,
         na_values=[""],
     )
