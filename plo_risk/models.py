@@ -499,8 +499,8 @@ def recalibrate(
                 "The 'prevalence' parameter of recalibrate must be a float in the "
                 f"range (0, 1). Got {prevalence!r} instead."
             )
-        new.intercept_ = model.intercept_ + float(
-            logit(prevalence) - logit(model.prevalence_)
+        _shift_intercept(
+            new, float(logit(prevalence) - logit(model.prevalence_))
         )
         new.prevalence_ = float(prevalence)
         return new
@@ -526,9 +526,23 @@ def recalibrate(
         shift -= step
         if abs(step) < 1e-12:
             break
-    new.intercept_ = model.intercept_ + shift
+    _shift_intercept(new, shift)
     new.prevalence_ = target
     return new
+
+
+def _shift_intercept(model: PlattCalibratedClassifier, shift: float) -> None:
+    """Move the model's intercept, and its interval ensemble's, by ``shift``.
+
+    The bootstrap members (:func:`fit_bootstrap_ensemble`) move with the model, or
+    its intervals would stay in the old setting.
+    """
+    model.intercept_ = float(model.intercept_) + shift
+    members = getattr(model, "ensemble_", None)
+    if members:
+        model.ensemble_ = [
+            {**m, "intercept": float(m["intercept"]) + shift} for m in members
+        ]
 
 
 # ----------------------------------------------------------------- the rule

@@ -30,7 +30,6 @@ patient data): one is a published case (seed Table 3 row 9), the other a
 from __future__ import annotations
 
 import base64
-import copy
 import dataclasses
 import html
 import io
@@ -483,26 +482,11 @@ class ExternalValidation:
         )
 
 
-def _shift_intercept(model, shift: float):
-    new = copy.deepcopy(model)
-    new.intercept_ = float(model.intercept_) + shift
-    members = getattr(model, "ensemble_", None)
-    if members:
-        # The interval ensemble moves with the model, or its intervals would stay
-        # in the old setting.
-        new.ensemble_ = [
-            {**m, "intercept": float(m["intercept"]) + shift} for m in new.ensemble_
-        ]
-    return new
-
-
 def _recalibrated_model(rm: RiskModel, data: _EvalData) -> RiskModel:
     from plo_risk.models import recalibrate
 
-    fitted = recalibrate(rm.model, X=data.X, y=data.y)
-    shift = float(fitted.intercept_ - rm.model.intercept_)
-    new = _shift_intercept(rm.model, shift)
-    new.prevalence_ = fitted.prevalence_
+    new = recalibrate(rm.model, X=data.X, y=data.y)
+    shift = float(new.intercept_ - rm.model.intercept_)
     info = rm.info
     note = {
         "from_model_version": rm.version,

@@ -21,6 +21,8 @@ from plo_risk.models import (
     MODEL_NAMES,
     ClinicalRuleClassifier,
     PlattCalibratedClassifier,
+    ensemble_risks,
+    fit_bootstrap_ensemble,
     make_model,
     margin,
     recalibrate,
@@ -218,6 +220,27 @@ def test_recalibrate_to_a_prevalence_shifts_only_the_intercept(
     )
     assert (model.intercept_, model.slope_, model.prevalence_) == before
     assert new is not model
+
+
+@pytest.mark.parametrize("how", ["prevalence", "data"])
+def test_recalibrate_moves_the_interval_ensemble_with_the_model(how):
+    valid = validate_frame(generate_cohort(1500, seed=8)).valid
+    y = valid["fracture"].to_numpy()
+    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
+    model = make_model("xgboost", params={"n_estimators": 20, "n_jobs": 1}, cv=2)
+    fit_bootstrap_ensemble(model.fit(X, y), X, y, n_models=3)
+    kwargs = {"prevalence": 4.6e-4} if how == "prevalence" else {
+        "X": X, "y": (np.arange(len(y)) % 40 == 0).astype(int)}
+    new = recalibrate(model, **kwargs)
+    shift = new.intercept_ - model.intercept_
+    assert abs(shift) > 0.5
+    for old_m, new_m in zip(model.ensemble_, new.ensemble_, strict=True):
+        assert new_m["intercept"] - old_m["intercept"] == pytest.approx(shift)
+    # The ensemble's risks move with the model's: logit difference == shift.
+    np.testing.assert_allclose(
+        logit(ensemble_risks(new, X.head(50))) - logit(ensemble_risks(model, X.head(50))),
+        shift, atol=1e-6,
+    )
 
 
 def test_recalibrate_to_data_matches_the_mean_risk(logistic_model):
