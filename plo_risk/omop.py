@@ -58,8 +58,10 @@ import pandas as pd
 
 from plo_risk.catalog import Catalog, _data_file, load_catalog
 from plo_risk.registry import (
+    _DAYS_PER_UNIT,
     MappingError,
     RegistryError,
+    _closest,
     _norm,
     _Prepared,
     _read_yaml,
@@ -112,8 +114,8 @@ _COLS = {
         "procedure_datetime",
     ),
 }
-DAYS_PER_YEAR = 365.2425  # mean Gregorian year
-DAYS_PER_MONTH = DAYS_PER_YEAR / 12
+DAYS_PER_YEAR = _DAYS_PER_UNIT["years"]  # mean Gregorian year
+DAYS_PER_MONTH = _DAYS_PER_UNIT["months"]
 LOCAL_CONCEPT_MIN = 2_000_000_000  # OMOP convention for site-defined concepts
 
 # OMOP CDM v5.4 columns of the tables written (types: i int, b bigint, d date,
@@ -166,8 +168,8 @@ _SQL_TYPES = {
     "b": "BIGINT",
     "d": "DATE",
     "t": "TIMESTAMP",
-    "f": "DOUBLE PRECISION",
-    "s": "VARCHAR(255)",
+    "f": "DOUBLE_PRECISION",
+    "s": "VARCHAR",
 }
 
 
@@ -244,6 +246,10 @@ def _entry(entry: Any, key: str, tables: tuple[str, ...]) -> dict[str, Any]:
     return dict(entry)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _source_value(entry: Mapping[str, Any]) -> str:
     vocab, code = entry.get("vocabulary"), entry.get("code")
     return f"{vocab}:{code}" if vocab and code else str(entry.get("concept_id"))
@@ -298,9 +304,9 @@ def load_concepts(
     for name, e in doc["fields"].items():
         key = f"{where}: fields.{name}"
         if name not in catalog:
-            close = [n for n in catalog.names if _norm(name) in n]
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise MappingError(f"{key}: not a catalog field{hint}")
+            raise MappingError(
+                f"{key}: not a catalog field{_closest(name, catalog.names)}"
+            )
         e = _entry(e, key, ("measurement", "observation"))
         feat = catalog[name]
         unit = e.get("unit")
@@ -315,6 +321,8 @@ def load_concepts(
         elif unit is not None:
             raise MappingError(f"{key}.unit: {name} has no unit")
         also = e.get("also") or []
+        if not isinstance(also, list):
+            raise MappingError(f"{key}.also={also!r}: must be a list of concept ids")
         ids = (e["concept_id"], *(_int(a, f"{key}.also") for a in also))
         event = e.get("event")
         event_id = event_table = None
@@ -344,16 +352,38 @@ def load_concepts(
     if not isinstance(answers, dict) or set(answers) != {"yes", "no"}:
         raise MappingError(f"{where}: answers: must be {{yes: <id>, no: <id>}}")
     person = doc["person"]
+    if not isinstance(person, dict):
+        raise MappingError(f"{where}: person: must be {{gender_concept_id, ancestry}}")
     ancestry = person.get("ancestry") or {}
+    if not isinstance(ancestry, dict):
+        raise MappingError(f"{where}: person.ancestry: must map categories to ids")
     cat = catalog["ancestry"].categories if "ancestry" in catalog else ()
-    for name in ancestry:
+    for name, ids in ancestry.items():
         if name not in cat:
             raise MappingError(
                 f"{where}: person.ancestry.{name}: must be one of {', '.join(cat)}"
             )
+        if not isinstance(ids, dict):
+            raise MappingError(
+                f"{where}: person.ancestry.{name}: must be {{race_concept_id, "
+                "ethnicity_concept_id}"
+            )
+    schema = doc.get("schema")
+    if schema is not None and (not isinstance(schema, str) or not schema.strip()):
+        raise MappingError(f"{where}: schema={schema!r}: must be a schema name or null")
     window = doc.get("window_months", [-3, 18])
-    if not (isinstance(window, list) and len(window) == 2 and window[0] < window[1]):
+    if not (
+        isinstance(window, list)
+        and len(window) == 2
+        and all(_is_number(w) for w in window)
+        and window[0] < window[1]
+    ):
         raise MappingError(f"{where}: window_months={window!r}: must be [min, max]")
+    lookback = doc.get("lookback_days", 730)
+    if not _is_number(lookback) or lookback < 0:
+        raise MappingError(
+            f"{where}: lookback_days={lookback!r}: must be a non-negative number"
+        )
     return Concepts(
         fields=fields,
         events=events,
@@ -364,9 +394,9 @@ def load_concepts(
         gender_concept_id=_int(person.get("gender_concept_id", 8532), "gender"),
         ancestry={k: dict(v) for k, v in ancestry.items()},
         window_months=(float(window[0]), float(window[1])),
-        lookback_days=float(doc.get("lookback_days", 730)),
+        lookback_days=float(lookback),
         type_concept_id=_int(doc.get("type_concept_id", 32817), "type_concept_id"),
-        schema=doc.get("schema"),
+        schema=schema,
         where=where,
     )
 
@@ -442,8 +472,25 @@ def _connect(engine, shown: str):
         ) from None
 
 
-def _qualified(table: str, schema: str | None) -> str:
-    return f"{schema}.{table}" if schema else table
+def _sa_table(name: str, schema: str | None, metadata):
+    """The OMOP table ``name`` as a SQLAlchemy ``Table`` (names quoted as needed)."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        name,
+        metadata,
+        *(
+            sa.Column(
+                col,
+                getattr(sa, _SQL_TYPES[k])(255)
+                if k == "s"
+                else getattr(sa, _SQL_TYPES[k])(),
+                nullable=not nn,
+            )
+            for col, k, nn in _columns(name)
+        ),
+        schema=schema,
+    )
 
 
 # --------------------------------------------------------------------- write
@@ -491,7 +538,7 @@ def to_omop(
         Nothing is half-written: a new database file appears only when complete,
         an existing one is changed in one transaction.
     """
-    from sqlalchemy import inspect
+    from sqlalchemy import MetaData, inspect
 
     if if_exists not in ("fail", "replace"):
         raise ValueError(
@@ -535,16 +582,13 @@ def to_omop(
                         f"database {shown} already holds OMOP tables "
                         f"({', '.join(present)}); pass if_exists='replace'"
                     )
+                metadata = MetaData()
                 for name, df in tables.items():
-                    q = _qualified(name, c.schema)
+                    tbl = _sa_table(name, c.schema, metadata)
                     if name in existing:
-                        conn.exec_driver_sql(f"DROP TABLE {q}")
-                    cols = ", ".join(
-                        f"{col} {_SQL_TYPES[k]}{' NOT NULL' if nn else ''}"
-                        for col, k, nn in _columns(name)
-                    )
-                    conn.exec_driver_sql(f"CREATE TABLE {q} ({cols})")
-                    _insert(conn, name, q, df)
+                        tbl.drop(conn)
+                    tbl.create(conn)
+                    _insert(conn, tbl, df)
         engine.dispose()
         if tmp is not None:
             os.replace(tmp, path)
@@ -565,20 +609,23 @@ def to_omop(
     return {name: len(df) for name, df in tables.items()}
 
 
-def _insert(conn, name: str, qualified: str, df: pd.DataFrame) -> None:
-    cols = _columns(name)
+def _insert(conn, tbl, df: pd.DataFrame) -> None:
+    from sqlalchemy import cast, column, select, table
+
+    cols = _columns(tbl.name)
     full = pd.DataFrame({col: df[col] if col in df else None for col, _, _ in cols})
     if not len(full):
         return
     if conn.dialect.name == "duckdb":
         raw = conn.connection.driver_connection
-        view = f"_plo_{name}"
+        view = f"_plo_{tbl.name}"
         raw.register(view, full)
         try:
-            select = ", ".join(f"CAST({col} AS {_SQL_TYPES[k]})" for col, k, _ in cols)
-            conn.exec_driver_sql(
-                f"INSERT INTO {qualified} ({', '.join(c for c, _, _ in cols)}) "
-                f"SELECT {select} FROM {view}"
+            rows = select(*(cast(column(c.name), c.type) for c in tbl.columns))
+            conn.execute(
+                tbl.insert().from_select(
+                    [c.name for c in tbl.columns], rows.select_from(table(view))
+                )
             )
         finally:
             raw.unregister(view)
@@ -589,16 +636,9 @@ def _insert(conn, name: str, qualified: str, df: pd.DataFrame) -> None:
         elif k == "t" and pd.api.types.is_datetime64_any_dtype(full[col].dtype):
             full[col] = full[col].dt.to_pydatetime()
     full = full.astype(object).where(full.notna(), None)
-    from sqlalchemy import text
-
-    placeholders = ", ".join(f":{c}" for c, _, _ in cols)
-    stmt = text(
-        f"INSERT INTO {qualified} ({', '.join(c for c, _, _ in cols)}) "
-        f"VALUES ({placeholders})"
-    )
     records = full.to_dict(orient="records")
     for i in range(0, len(records), 5000):
-        conn.execute(stmt, records[i : i + 5000])
+        conn.execute(tbl.insert(), records[i : i + 5000])
 
 
 def _omop_tables(
@@ -784,17 +824,8 @@ def _stack(parts: list[pd.DataFrame], table: str, c: Concepts) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame({col: [] for col, _, _ in _columns(table)})
     out = pd.concat(parts, ignore_index=True)
-    type_col = {
-        "measurement": "measurement_type_concept_id",
-        "observation": "observation_type_concept_id",
-        "condition_occurrence": "condition_type_concept_id",
-        "drug_exposure": "drug_type_concept_id",
-        "procedure_occurrence": "procedure_type_concept_id",
-    }[table]
-    out[type_col] = c.type_concept_id
+    out[f"{table.split('_')[0]}_type_concept_id"] = c.type_concept_id
     out.insert(0, f"{table}_id", np.arange(1, len(out) + 1, dtype=np.int64))
-    if table == "drug_exposure":
-        out = out.rename(columns={"drug_source_value": "drug_source_value"})
     return out
 
 
@@ -880,7 +911,7 @@ def _prepare(url: str, concepts: Any, catalog: Catalog) -> _Prepared:
 
 
 def _query_all(conn, c: Concepts, shown: str) -> dict[str, pd.DataFrame]:
-    from sqlalchemy import inspect
+    from sqlalchemy import column, inspect, select, table
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -895,9 +926,9 @@ def _query_all(conn, c: Concepts, shown: str) -> dict[str, pd.DataFrame]:
             f"(an OMOP CDM v5.4 database needs {', '.join(TABLES)})"
         )
 
-    def q(sql: str) -> pd.DataFrame:
+    def q(stmt) -> pd.DataFrame:
         try:
-            return pd.read_sql_query(sql, conn)
+            return pd.read_sql_query(stmt, conn)
         except SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None) or exc
             first = str(orig).strip().splitlines()[0]
@@ -905,15 +936,22 @@ def _query_all(conn, c: Concepts, shown: str) -> dict[str, pd.DataFrame]:
                 f"cannot read OMOP tables of {shown}: {first[:200]}"
             ) from None
 
-    def ids(values) -> str:
-        return ", ".join(str(int(v)) for v in sorted(set(values))) or "-1"
-
-    s = c.schema
+    person_cols = (
+        "person_id",
+        "person_source_value",
+        "year_of_birth",
+        "month_of_birth",
+        "day_of_birth",
+        "birth_datetime",
+        "race_concept_id",
+        "ethnicity_concept_id",
+        "race_source_value",
+    )
     frames = {
         "person": q(
-            "SELECT person_id, person_source_value, year_of_birth, month_of_birth, "
-            "day_of_birth, birth_datetime, race_concept_id, ethnicity_concept_id, "
-            f"race_source_value FROM {_qualified('person', s)}"
+            select(*map(column, person_cols)).select_from(
+                table("person", schema=c.schema)
+            )
         )
     }
     by_table: dict[str, set[int]] = {t: set() for t in _COLS}
@@ -925,15 +963,24 @@ def _query_all(conn, c: Concepts, shown: str) -> dict[str, pd.DataFrame]:
     for d in c.delivery:
         by_table[d["table"]].add(d["concept_id"])
     by_table["condition_occurrence"].add(c.outcome["concept_id"])
-    for table, wanted in by_table.items():
-        concept, date_col, dt_col = _COLS[table]
-        extra = ""
-        if table in ("measurement", "observation"):
-            extra = ", value_as_number AS num, value_as_concept_id AS vc, unit_source_value AS unit"
-        frames[table] = q(
-            f"SELECT person_id, {concept} AS concept_id, {date_col} AS d, "
-            f"{dt_col} AS dt{extra} FROM {_qualified(table, s)} "
-            f"WHERE {concept} IN ({ids(wanted)})"
+    for name, wanted in by_table.items():
+        concept, date_col, dt_col = _COLS[name]
+        cols = [
+            column("person_id"),
+            column(concept).label("concept_id"),
+            column(date_col).label("d"),
+            column(dt_col).label("dt"),
+        ]
+        if name in ("measurement", "observation"):
+            cols += [
+                column("value_as_number").label("num"),
+                column("value_as_concept_id").label("vc"),
+                column("unit_source_value").label("unit"),
+            ]
+        frames[name] = q(
+            select(*cols)
+            .select_from(table(name, schema=c.schema))
+            .where(column(concept).in_(sorted(wanted)))
         )
     return frames
 

@@ -81,7 +81,7 @@ import io
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,6 +225,10 @@ def default_mapping_path() -> Path:
 def _read_yaml(source: str | Path | Mapping, what: str) -> tuple[dict, str]:
     if isinstance(source, Mapping):
         return dict(source), what
+    if not isinstance(source, (str, Path)):
+        raise MappingError(
+            f"{what} must be a YAML file path or a dict; got {type(source).__name__}"
+        )
     path = Path(source)
     if not path.is_file():
         raise MappingError(f"{what} {path}: no such file")
@@ -426,9 +430,11 @@ def load_mapping(
             or set(entry) - {"from", "to", "format"}
             or not isinstance(entry.get("from"), str)
             or not isinstance(entry.get("to"), str)
+            or not isinstance(entry.get("format", ""), str)
         ):
             raise MappingError(
                 f"{key}: must be {{from: <start date column>, to: <end date column>}}"
+                " with an optional format: <strftime string>"
             )
         by_field[name] = f"{entry['from']}..{entry['to']}"
         dates.append(DateSpec(name, entry["from"], entry["to"], entry.get("format")))
@@ -465,7 +471,7 @@ def _is_url(source: Any) -> bool:
     return isinstance(source, str) and "://" in source
 
 
-def _read_source(source: Any, id_column: str | None) -> tuple[pd.DataFrame, str]:
+def _read_source(source: Any, m: RegistryMapping) -> tuple[pd.DataFrame, str]:
     """Read a flat source into a frame with a RangeIndex (the source row numbers)."""
     if isinstance(source, pd.DataFrame):
         df, name = source.copy(), "DataFrame"
@@ -482,7 +488,7 @@ def _read_source(source: Any, id_column: str | None) -> tuple[pd.DataFrame, str]
             )
         if path.stat().st_size == 0:
             raise RegistryError(f"source {path}: the file is empty")
-        df = _read_file(path, kind, id_column)
+        df = _read_file(path, kind, m)
     else:
         raise RegistryError(
             "source must be a file path (CSV, Parquet, Excel), a pandas DataFrame or "
@@ -501,16 +507,26 @@ def _read_source(source: Any, id_column: str | None) -> tuple[pd.DataFrame, str]
     return df.reset_index(drop=True), name
 
 
-def _read_file(path: Path, kind: str, id_column: str | None) -> pd.DataFrame:
-    dtype = {id_column: str} if id_column else None
+def _read_file(path: Path, kind: str, m: RegistryMapping) -> pd.DataFrame:
+    dtype = {m.id: str} if m.id else None
     try:
         if kind in ("csv", "tsv"):
-            return pd.read_csv(
-                path, sep="\t" if kind == "tsv" else ",", dtype=dtype, low_memory=False
+            df = pd.read_csv(
+                path, sep=_csv_sep(path, kind), dtype=dtype, low_memory=False
             )
+            if not df.index.equals(pd.RangeIndex(len(df))):
+                # pandas silently makes the first column(s) the index then,
+                # shifting every column by one.
+                raise RegistryError(
+                    f"source {path}: some rows have more fields than the header "
+                    "(a delimiter at the end of the lines?); fix the file"
+                )
+            return df
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_excel(path, dtype=dtype)
+        return _one_sheet(pd.read_excel(path, dtype=dtype, sheet_name=None), path, m)
+    except RegistryError:
+        raise
     except pd.errors.EmptyDataError:
         raise RegistryError(f"source {path}: the file is empty (no header)") from None
     except ImportError as exc:  # pragma: no cover - optional engines are installed
@@ -524,12 +540,45 @@ def _read_file(path: Path, kind: str, id_column: str | None) -> pd.DataFrame:
         ) from None
 
 
+def _csv_sep(path: Path, kind: str) -> str:
+    """``,`` or, when the header has semicolons and no comma, ``;`` (Excel's export
+    in locales with a decimal comma)."""
+    if kind == "tsv":
+        return "\t"
+    with path.open(encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
+def _one_sheet(
+    sheets: dict[str, pd.DataFrame], path: Path, m: RegistryMapping
+) -> pd.DataFrame:
+    """The only sheet, or the only sheet holding columns the mapping reads."""
+    if len(sheets) == 1:
+        return next(iter(sheets.values()))
+    wanted = set(m.source_columns)
+    fits = [name for name, df in sheets.items() if wanted & set(map(str, df.columns))]
+    if len(fits) == 1:
+        return sheets[fits[0]]
+    raise RegistryError(
+        f"source {path}: {len(fits) or 'none'} of its sheets "
+        f"({', '.join(map(repr, sheets))}) hold columns the mapping reads; "
+        "keep the registry extract on one sheet"
+    )
+
+
 # ------------------------------------------------------------ column recoding
 
 
 def _map_uniques(values: np.ndarray, fn) -> np.ndarray:
     """Apply ``fn`` once per distinct non-missing value; missing stays NaN."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts): read as their text
+        values = np.array(
+            [v if isinstance(v, Hashable) else str(v) for v in values], dtype=object
+        )
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)
     for i, u in enumerate(uniques):
         mapped[i] = fn(u)
@@ -1015,7 +1064,6 @@ def _prepare_flat(
             if col not in present:
                 absent_required.append(f"{col} (date of {d.field})")
     if absent_required:
-        hint = ""
         first = absent_required[0].split(" (")[0]
         hint = _closest(first, sorted(present))
         raise MappingError(
@@ -1170,10 +1218,15 @@ def _from_dates(
     for col in (d.start, d.end):
         raw = df[col]
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-            parsed.append(pd.to_datetime(raw))
+            parsed.append(pd.to_datetime(raw, utc=True))
             continue
+        # Text, so that 20240131 is a date and not nanoseconds since 1970; ISO
+        # unless a format is given, so that 01/02/2024 is never guessed.
         text = raw.astype(object).where(raw.notna(), None)
-        got = pd.to_datetime(text, errors="coerce", format=d.format)
+        text = text.map(lambda v: None if v is None else _shown(v))
+        got = pd.to_datetime(
+            text, errors="coerce", format=d.format or "ISO8601", utc=True
+        )
         bad = got.isna() & text.map(lambda v: v is not None and str(v).strip() != "")
         for i in np.flatnonzero(bad.to_numpy()):
             problems.append(
@@ -1258,7 +1311,7 @@ def _finish(prep: _Prepared, catalog: Catalog) -> IngestResult:
         else:
             pre_reject_rows.add(rec.row)
     try:
-        res = validate_frame(work, units=prep.units)
+        res = validate_frame(work, units=prep.units, catalog=catalog)
         for _ in range(5):
             if prep.invalid != "blank" or not len(res.rejects):
                 break
@@ -1271,7 +1324,7 @@ def _finish(prep: _Prepared, catalog: Catalog) -> IngestResult:
             for rec in fixable.itertuples(index=False):
                 blanked_cells.append(_cell(rec.row, rec.field, rec.value, rec.reason))
                 work.at[rec.row, rec.field] = np.nan
-            res = validate_frame(work, units=prep.units)
+            res = validate_frame(work, units=prep.units, catalog=catalog)
     except ValidationError as exc:  # frame-level: a mapping that does not fit
         raise MappingError(f"{prep.source_name}: {exc}") from None
 
@@ -1317,11 +1370,7 @@ def _finish(prep: _Prepared, catalog: Catalog) -> IngestResult:
         first_reason = rejects.groupby("row", sort=False)["message"].first()
         for row in rejected_rows:
             for name in work.columns:
-                if (
-                    name in (ID_COLUMN,)
-                    or name not in catalog
-                    and name != OUTCOME_COLUMN
-                ):
+                if name not in catalog and name != OUTCOME_COLUMN:
                     continue
                 value = work.at[row, name]
                 if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -1461,6 +1510,6 @@ def ingest(
         prep = omop._prepare(str(source), mapping, catalog)
         return _finish(prep, catalog)
     m = load_mapping(mapping, catalog=catalog)
-    df, name = _read_source(source, m.id)
+    df, name = _read_source(source, m)
     prep = _prepare_flat(df, name, m, catalog)
     return _finish(prep, catalog)

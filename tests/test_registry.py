@@ -512,3 +512,135 @@ def test_cli_ingest_bad_mapping_names_the_key(tmp_path):
     assert result.exit_code == 2
     assert "columns.Age.field='age'" in result.output
     assert not out.exists()
+
+
+# ------------------------------------------------------- malformed input (review)
+
+
+def test_dates_are_iso_unless_a_format_is_given():
+    df = pd.DataFrame(
+        {
+            "Parity": [1, 1, 1, 1],
+            "Age": [30, 30, 30, 30],
+            # day/month order is ambiguous: never guessed; 20240101 is a date, not
+            # nanoseconds since 1970; a time zone is converted, not an error.
+            "D": ["01/02/2024", 20240101, "2024-01-01T00:00:00+02:00", "2024-01-01"],
+            "S": ["2024-03-01"] * 4,
+        }
+    )
+    mapping = {
+        "columns": {"Parity": "parity", "Age": "age_years"},
+        "dates": {"months_postpartum": {"from": "D", "to": "S"}},
+    }
+    result = ingest(df, mapping)
+    assert list(result.frame.index) == [1, 2, 3]
+    assert result.rejects["message"].str.contains("'01/02/2024' is not a date").any()
+    np.testing.assert_allclose(
+        result.frame["months_postpartum"],
+        np.array([60, 60 + 2 / 24, 60]) / 30.436875,
+    )
+    aware = df.assign(D=pd.to_datetime(["2024-01-01"] * 4).tz_localize("UTC"))
+    assert len(ingest(aware, mapping).frame) == 4
+
+
+def _malformed(tmp_path: Path, kind: str):
+    df = _frame()
+    if kind == "semicolons":
+        df.to_csv(tmp_path / "x.csv", sep=";", index=False)
+    elif kind == "bom":
+        df.to_csv(tmp_path / "x.csv", index=False, encoding="utf-8-sig")
+    elif kind == "two-sheets":
+        with pd.ExcelWriter(tmp_path / "x.xlsx") as w:
+            pd.DataFrame({"note": ["read me"]}).to_excel(w, sheet_name="notes")
+            df.to_excel(w, sheet_name="data", index=False)
+        return tmp_path / "x.xlsx"
+    elif kind == "list-cells":
+        return df.assign(Age=pd.Series([[30], {"a": 1}, 31], dtype=object))
+    return tmp_path / "x.csv"
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_valid"),
+    [("semicolons", 3), ("bom", 3), ("two-sheets", 3), ("list-cells", 1)],
+)
+def test_malformed_sources_are_read_or_rejected_row_by_row(tmp_path, kind, n_valid):
+    result = ingest(_malformed(tmp_path, kind), BASE)
+    assert len(result.frame) == n_valid
+    assert len(result.frame) + result.quality.n_rejected_rows == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "mapping", "match"),
+    [
+        ("Age,Parity,PP\n30,1,2,\n31,1,2,\n", BASE, "more fields than the header"),
+        ("Age,Parity,PP\n30,1,2\n", ["Age"], "must be a YAML file path or a dict"),
+        (
+            "Age,Parity,PP\n30,1,2\n",
+            {
+                "columns": {"Parity": "parity", "PP": "months_postpartum"},
+                "dates": {"age_years": {"from": "A", "to": "B", "format": 1}},
+            },
+            "optional format",
+        ),
+    ],
+    ids=["trailing-delimiter", "mapping-is-a-list", "date-format-not-text"],
+)
+def test_malformed_source_or_mapping_is_a_registry_error(
+    tmp_path, source, mapping, match
+):
+    path = tmp_path / "x.csv"
+    path.write_text(source)
+    with pytest.raises(RegistryError, match=match):
+        ingest(path, mapping)
+
+
+def test_duplicate_merge_accounts_for_every_row():
+    df = _frame(
+        ID=["a", "a", "b", "b", None],
+        Age=[30.0, np.nan, 200.0, 31.0, 32.0],
+        BMI=[np.nan, 22.0, 23.0, 24.0, 99.0],
+    )
+    mapping = {"id": "ID", "columns": {**BASE["columns"], "BMI": "bmi"}}
+    q = ingest(df, mapping).quality
+    removed = q.duplicates["n_rows_removed"]
+    assert q.n_rows + q.n_rejected_rows + removed == q.n_source_rows == 5
+
+
+@pytest.fixture(scope="module")
+def omop_url(tmp_path_factory):
+    url = f"duckdb:///{tmp_path_factory.mktemp('omop') / 'o.duckdb'}"
+    to_omop(generate_cohort(20, seed=4), url)
+    return url
+
+
+def _concepts(**over):
+    import yaml
+
+    from plo_risk.omop import default_concepts_path
+
+    return {**yaml.safe_load(default_concepts_path().read_text()), **over}
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"schema": "main.person; DROP TABLE measurement; --"}, "missing OMOP CDM"),
+        ({"schema": 5}, "schema=5"),
+        ({"window_months": ["a", 3]}, "window_months"),
+        ({"lookback_days": "x"}, "lookback_days"),
+        ({"person": [1]}, "person"),
+        ({"person": {"ancestry": {"european": 5}}}, "person.ancestry.european"),
+    ],
+    ids=[
+        "sql-in-schema",
+        "schema-int",
+        "window-text",
+        "lookback-text",
+        "person",
+        "anc",
+    ],
+)
+def test_bad_concept_map_is_a_registry_error(omop_url, over, match):
+    with pytest.raises(RegistryError, match=match):
+        ingest(omop_url, _concepts(**over))
+    assert len(ingest(omop_url).frame) == 20  # nothing dropped by the attempt
