@@ -269,6 +269,32 @@ def _as_risk_model(model: Any) -> RiskModel:
     )
 
 
+def _model_kind(rm: RiskModel) -> str | None:
+    """The model family of :func:`plo_risk.models.make_model`, from the estimator."""
+    from plo_risk.models import ClinicalRuleClassifier
+
+    steps = getattr(getattr(rm.model, "estimator_", None), "steps", None)
+    if not steps:
+        return None
+    final = steps[-1][1]
+    if type(final).__module__.startswith("xgboost"):
+        return "xgboost"
+    if type(final).__name__ == "HistGradientBoostingClassifier":
+        return "hist_gradient_boosting"
+    if isinstance(final, ClinicalRuleClassifier):
+        return "clinical_rule"
+    if type(final).__name__ == "LogisticRegression":
+        return "logistic_regression"
+    return None
+
+
+def _model_name(rm: RiskModel) -> str:
+    """The bundle's model name, else the model family (not the wrapper's class)."""
+    if rm.info is not None and rm.info.model_name:
+        return str(rm.info.model_name)
+    return _model_kind(rm) or type(rm.model).__name__
+
+
 def _read_table(data: Any, name: str) -> tuple[pd.DataFrame, str]:
     if isinstance(data, pd.DataFrame):
         return data, f"a DataFrame of {len(data):,} rows"
@@ -305,7 +331,12 @@ def _eval_data(
     res = validate_frame(df, units=units, unknown="ignore", catalog=catalog)
     valid = res.valid
     if not len(valid):
-        first = res.rejects["message"].head(3).tolist() if len(res.rejects) else []
+        # Distinct reasons: one bad column would otherwise repeat one message.
+        first = (
+            res.rejects["message"].drop_duplicates().head(3).tolist()
+            if len(res.rejects)
+            else []
+        )
         raise ValueError(
             f"{name} ({description}): all {res.n_input:,} rows were rejected by "
             f"validation, e.g. {'; '.join(first)}"
@@ -603,11 +634,13 @@ def external_validation(
 
 def _png(fig: Figure, *, close: bool = False) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    if close:
-        import matplotlib.pyplot as plt
+    try:
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        if close:  # a pyplot figure (plo_risk.explain's plots) stays open otherwise
+            import matplotlib.pyplot as plt
 
-        plt.close(fig)
+            plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -1058,8 +1091,8 @@ def _characteristics(rm: RiskModel, data: _EvalData) -> str:
         dev = ref.get(f.name)
         if f.dtype == "category":
             counts = s.value_counts(normalize=True)
-            ev = ", ".join(f"{k} {v:.0%}" for k, v in counts.head(4).items())
-            devtext = ", ".join(map(str, dev)) if dev else "–"
+            ev = ", ".join(f"{_e(str(k))} {v:.0%}" for k, v in counts.head(4).items())
+            devtext = ", ".join(_e(str(d)) for d in dev) if dev else "–"
         elif f.dtype == "bool":
             v = s.dropna()
             ev = f"{v.mean():.1%} yes" if len(v) else "–"
@@ -1073,7 +1106,7 @@ def _characteristics(rm: RiskModel, data: _EvalData) -> str:
             )
             devtext = " / ".join(_fmt(q) for q in dev) if dev else "–"
         rows.append(
-            [_e(f.label), f"<code>{f.name}</code>", _e(f.unit), miss, ev, devtext]
+            [_e(f.label), f"<code>{_e(f.name)}</code>", _e(f.unit), miss, ev, devtext]
         )
     prev_dev = (
         rm.info.training_data.get("prevalence") if rm.info else None
@@ -1102,7 +1135,7 @@ def _predictors(rm: RiskModel) -> str:
 
     rows = [
         [
-            f"<code>{f.name}</code>",
+            f"<code>{_e(f.name)}</code>",
             _e(f.label),
             _e(f.group),
             _e(f.unit or ("yes/no" if f.dtype == "bool" else "")),
@@ -1145,8 +1178,10 @@ def _predictors(rm: RiskModel) -> str:
 
 
 def _missing_data(rm: RiskModel, data: _EvalData) -> str:
-    required = ", ".join(f"<code>{f.name}</code>" for f in rm.catalog if not f.missing)
-    kind = rm.info.model_name if rm.info else type(rm.model).__name__
+    required = ", ".join(
+        f"<code>{_e(f.name)}</code>" for f in rm.catalog if not f.missing
+    )
+    kind = _model_kind(rm)
     if kind == "logistic_regression":
         how = (
             "The spline logistic regression imputes the training median and adds "
@@ -1203,7 +1238,7 @@ def _missing_data(rm: RiskModel, data: _EvalData) -> str:
 def _model_section(rm: RiskModel) -> str:
     info = rm.info
     m = rm.model
-    name = info.model_name if info else type(m).__name__
+    name = _model_name(rm)
     params = _model_params(rm)
     prow = [[f"<code>{_e(str(k))}</code>", _e(str(v))] for k, v in params.items()]
     meta = [
@@ -1362,7 +1397,8 @@ def _subgroups(
         "lactation, societal status, age, ethnicity and race (seed Abstract). "
         "Performance is therefore reported by age band, ancestry and parity, "
         f"each with {ci:.0%} bootstrap intervals ({n_boot} replicates within the "
-        "subgroup); no fairness constraint was imposed on the model, so "
+        "subgroup; the O/E interval is the delta-method one of the Performance "
+        "section); no fairness constraint was imposed on the model, so "
         "differences here are the fairness assessment (TRIPOD+AI 14). Subgroups "
         "with few events have wide intervals; metrics that need both outcomes are "
         "blank where a subgroup has none.</p>"
@@ -1458,8 +1494,13 @@ def _interpretation(table: pd.DataFrame, data: _EvalData) -> str:
             "on the same rows, the ceiling for these data."
         )
     if math.isfinite(cil):
+        # 0.2 on the log-odds scale (predicted odds within about 20% of the
+        # observed) is this card's working cut-off, an assumption.
         if abs(cil) < 0.2:
-            cal = "Calibration-in-the-large is close to ideal"
+            cal = (
+                "Calibration-in-the-large is close to ideal (|intercept| below "
+                "0.2, a working cut-off of this card: an assumption)"
+            )
         elif cil < 0:
             cal = "The model over-predicts on average in these data"
         else:
@@ -1522,8 +1563,11 @@ def _intended_use(rm: RiskModel) -> str:
         "trimester and the postpartum period, presenting with back and hip pain and "
         "sometimes vertebral compression fractures; it is probably under-diagnosed "
         "(seed Abstract and Introduction, refs 10-12). Established fracture tools "
-        "(FRAX, QFracture, Garvan) start at age 40 and know nothing of parity or "
-        "lactation; no PLO-specific prediction model is known to us. The model is "
+        "were built for older adults: FRAX for ages 40-90 (Kanis JA et al., "
+        "Osteoporos Int 2008;19:385), QFracture on ages 30-85 (Hippisley-Cox J, "
+        "Coupland C, BMJ 2009;339:b4229) and Garvan on ages 60 and over (Nguyen "
+        "ND et al., Osteoporos Int 2008;19:1431); none uses parity or lactation, "
+        "and no PLO-specific prediction model is known to us. The model is "
         "<em>prognostic</em>: at an assessment between the third trimester and 18 "
         "months postpartum it estimates the probability of a fragility fracture "
         "from the third trimester to 18 months postpartum.</p>"
@@ -1647,8 +1691,10 @@ def _outcome() -> str:
         "the end of that window, whatever the assessment time. In synthetic "
         "cohorts the outcome is drawn from the generator's risk: about 80% of the "
         "risk is vertebral, driven by the projected spine nadir (RR 2.3 per SD, "
-        "Marshall 1996), and about 20% hip or other, driven by the femoral neck "
-        "(RR 2.6 per SD), params sheet B; the same way in every group, so outcome "
+        "Marshall 1996, params sheet E), and about 20% hip or other (params "
+        "sheet B: p(vertebral | PLO) about 0.8), driven by the femoral neck (RR "
+        "2.6 per SD of hip BMD, Marshall 1996, params sheet E); the same way in "
+        "every group, so outcome "
         "assessment does not differ by sociodemographic group. Rationale: "
         "fractures are the clinically important consequence of PLO (seed "
         "Abstract).</p>"
@@ -1718,7 +1764,7 @@ def _tripod_section() -> str:
 
 
 def _summary(rm: RiskModel, data: _EvalData, table: pd.DataFrame) -> str:
-    name = rm.info.model_name if rm.info else type(rm.model).__name__
+    name = _model_name(rm)
     return (
         f"<p>A <strong>{_e(name)}</strong> model (version {_e(rm.version)}) "
         "predicting a fragility fracture from the third trimester to 18 months "
@@ -1748,7 +1794,7 @@ def _render(
     ext = _external(rm, data, n_boot=n_boot, ci=ci, seed=seed)
     table = ext.metrics
     p = ext.p
-    name = rm.info.model_name if rm.info else type(rm.model).__name__
+    name = _model_name(rm)
     auc = float(table.loc["auroc", "estimate"])
     cal = _png(_calibration_figure(data.y, {name: p}, title="Calibration"))
     roc = _png(_roc_figure(data.y, p, auc, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import shutil
@@ -170,6 +171,7 @@ def test_card_reports_data_rejections_and_contents(card, risk_model):
     for f in risk_model.catalog:  # every predictor with its source
         assert f"<code>{f.name}</code>" in text
     assert "seed Table 3 row 9" in text
+    assert "<h1>Model card: xgboost model predicting" in text  # the bundle's name
     assert "n_estimators" in text  # hyperparameters
     for level in ("&lt;25", "european", "3+"):  # subgroups: age, ancestry, parity
         assert f"<td>{level}</td>" in text
@@ -229,14 +231,55 @@ def test_card_renders_in_headless_chromium(card, tmp_path):
         (lambda d, p: p / "cohort.txt", ValueError, r"\.csv or \.parquet"),
         (lambda d, p: d.assign(fracture=0), ValueError, "both cases and non-cases"),
         (lambda d, p: d.assign(age_years=99), ValueError, "all 50 rows were rejected"),
+        (
+            lambda d, p: d.assign(fracture=2),
+            ValueError,
+            r"all 50 rows were rejected by validation, e\.g\. fracture=2: must be "
+            r"0 or 1 \([^;]*$",  # one distinct reason, not the same one three times
+        ),
     ],
-    ids=["no-outcome", "missing-file", "bad-suffix", "one-class", "all-rejected"],
+    ids=[
+        "no-outcome",
+        "missing-file",
+        "bad-suffix",
+        "one-class",
+        "all-rejected",
+        "outcome-not-0-1",
+    ],
 )
 def test_bad_evaluation_data_is_named(risk_model, tmp_path, make, error, match):
     data = generate_cohort(50, setting="referral", seed=3)
     with pytest.raises(error, match=match):
         model_card(risk_model, make(data, tmp_path), tmp_path / "c.html", n_boot=5)
     assert not (tmp_path / "c.html").exists()
+
+
+def test_card_of_a_bare_model_is_titled_by_its_family(risk_model, eval_frame, tmp_path):
+    # A fitted PlattCalibratedClassifier without a bundle: the title names the
+    # model family of make_model, not the wrapper class.
+    model_card(risk_model.model, eval_frame.head(400), tmp_path / "c.html", n_boot=5)
+    text = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "<h1>Model card: xgboost model predicting" in text
+    assert "PlattCalibratedClassifier" not in text
+
+
+def test_card_escapes_text_from_the_bundle(risk_model, eval_frame, tmp_path):
+    info = risk_model.info
+    ref = dict(info.extra["reference"], ancestry=["<script>alert(1)</script>"])
+    hostile = RiskModel(
+        risk_model.model,
+        dataclasses.replace(
+            info,
+            model_name="<img src=x onerror=alert(1)>",
+            extra={**info.extra, "reference": ref},
+        ),
+        catalog=risk_model.catalog,
+    )
+    model_card(hostile, eval_frame.head(400), tmp_path / "c.html", n_boot=5)
+    text = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "<script" not in text.lower() and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<h1>Model card: &lt;img src=x onerror=alert(1)&gt; model" in text
 
 
 # -------------------------------------------------------- external validation
