@@ -49,16 +49,16 @@ def _step(text: str, quiet: bool):
 
 
 def _write_frame(df, out: Path) -> None:
+    from plo_risk._io import atomic_path
+
     suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    if suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    elif suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
+    if suffix not in (".parquet", ".csv"):
         _fail(f"--out {out}: the file name must end in .csv or .parquet")
-    tmp.replace(out)  # never leave a half-written file under the final name
+    with atomic_path(out) as tmp:  # never a half-written file under the final name
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 @app.command()

@@ -90,6 +90,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from plo_risk._io import write_text_atomic
 from plo_risk.catalog import Catalog, _data_file, load_catalog
 from plo_risk.schema import (
     ID_COLUMN,
@@ -695,19 +696,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _atomic_write(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 @dataclass
 class QualityReport:
     """What ingestion did to a registry source and what it could not recover.
@@ -789,7 +777,7 @@ class QualityReport:
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (atomically: nothing half-written)."""
-        return _atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     # -- text -----------------------------------------------------------------
 
@@ -981,7 +969,7 @@ class QualityReport:
             f"<body>{''.join(sections)}<p><small>plo_risk, {e(stamp)}</small></p>"
             "</body></html>\n"
         )
-        return _atomic_write(path, doc)
+        return write_text_atomic(path, doc)
 
 
 @dataclass

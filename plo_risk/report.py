@@ -47,6 +47,7 @@ import pandas as pd
 import yaml
 from scipy.stats import norm
 
+from plo_risk._io import write_text_atomic
 from plo_risk.assess import RiskModel
 from plo_risk.schema import ID_COLUMN, OUTCOME_COLUMN, validate_frame
 
@@ -1938,11 +1939,7 @@ def model_card(
     rm = _as_risk_model(model)
     data = _eval_data(eval_data, units, rm.catalog, "eval_data")
     text, table = _render(rm, data, n_boot=n_boot, ci=ci, seed=seed, title=title)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    out = write_text_atomic(path, text)
     run_id = None
     if log_to_mlflow:
         try:

@@ -60,6 +60,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from scipy.special import expit
 
+from plo_risk._io import TEMP_GLOB, atomic_path, write_text_atomic
 from plo_risk.schema import ID_COLUMN, OUTCOME_COLUMN, ValidationError, validate_frame
 
 __all__ = ["EXPLAIN_OPTIONS", "ScoreSummary", "ScoringError", "score_cohort"]
@@ -458,11 +459,8 @@ def _arrow(df: pd.DataFrame, types: Mapping[str, pa.DataType], meta: dict) -> pa
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _write_part(out: Path, index: int, start: int, n_input: int, scored, rejects):
@@ -543,11 +541,9 @@ def _prepare_out_dir(out: Path, job: dict, resume: bool) -> None:
             _clear(out)
     (out / "rejects").mkdir(parents=True, exist_ok=True)
     if not job_file.exists():
-        tmp = job_file.with_name(f".{_JOB}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(job, indent=2, sort_keys=True))
-        os.replace(tmp, job_file)
+        write_text_atomic(job_file, json.dumps(job, indent=2, sort_keys=True))
     # Leftovers of a killed run: temporary files are never complete.
-    for stale in [*out.glob(".*.tmp-*"), *(out / "rejects").glob(".*.tmp-*")]:
+    for stale in [*out.glob(TEMP_GLOB), *(out / "rejects").glob(TEMP_GLOB)]:
         stale.unlink(missing_ok=True)
 
 
@@ -937,9 +933,7 @@ def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: fl
         "parts": [p.name for p in parts],
         "plo_risk_version": _package_version(),
     }
-    tmp = out / f".{_MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, out / _MANIFEST)
+    write_text_atomic(out / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     (out / _SUCCESS).write_text("")
     return ScoreSummary(
         n_input=n_input,

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from plo_risk._io import TEMP_GLOB
 from plo_risk.catalog import catalog_markdown
 from plo_risk.cli import app
 
@@ -51,7 +52,7 @@ def test_generate_writes_file_by_extension(tmp_path, suffix):
     df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert len(df) == 300
     assert {"patient_id", "fracture", "true_risk"} <= set(df.columns)
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob(TEMP_GLOB))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
+from plo_risk._io import TEMP_GLOB
 from plo_risk.catalog import load_catalog
 from plo_risk.cli import app
 from plo_risk.models import make_model
@@ -319,7 +320,7 @@ def test_quality_report_outputs(flat, tmp_path):
     text = str(q)
     assert "duplicates merged" in text and "vitamin_d_25oh" in text
     assert set(q.missing_by_site["ctx"]) == {"H1", "H2", "H3", "H4"}
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob(TEMP_GLOB))
 
 
 # ----------------------------------------------------------------- garbage in
@@ -389,7 +390,7 @@ def test_cli_garbage_in_exits_2_and_writes_nothing(tmp_path, kind, match):
     result = runner.invoke(app, ["ingest", "--source", source, "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "Traceback" not in result.output
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not out.exists() and not list(tmp_path.glob(TEMP_GLOB))
 
 
 def test_to_omop_refuses_to_overwrite(tmp_path):

@@ -1,0 +1,48 @@
+"""Atomic file writes: nothing half-written ever sits under a final name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Temporary names look like ".<name>.tmp-<pid>": hidden, and recognisable as
+# leftovers of a killed process (see TEMP_GLOB).
+TEMP_GLOB = ".*.tmp-*"
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed to ``path`` when the block ends.
+
+    Write the file to the yielded path. When the block succeeds the file replaces
+    ``path`` in one rename (``os.replace``); when it raises, the temporary file is
+    removed and ``path`` is untouched. The parent folder is created.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The final name.
+    fsync : bool, default=False
+        Flush the file to disk before the rename (a crash right after the rename
+        then cannot leave an empty file under the final name).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
