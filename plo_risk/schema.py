@@ -21,7 +21,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -609,15 +609,24 @@ def frame_schema(catalog: Catalog | None = None):
     catalog = catalog or load_catalog()
     columns = {}
     for feat in catalog:
+        # Numeric checks pass missing cells themselves (ignore_na=False): pandera
+        # would otherwise copy every column without its missing rows before each
+        # check, which is half of its time on a 100k-row chunk. Missing cells of
+        # required fields fail the column's nullable check as before.
         checks = []
         if feat.is_numeric:
-            checks.append(pa.Check.in_range(*feat.range))
-            if feat.dtype == "int":
-                checks.append(
-                    pa.Check(_is_whole, element_wise=False, error="whole number")
+            lo, hi = feat.range
+            checks.append(
+                pa.Check(
+                    partial(_in_range, lo=float(lo), hi=float(hi)),
+                    ignore_na=False,
+                    error=f"in_range({float(lo)}, {float(hi)})",
                 )
+            )
+            if feat.dtype == "int":
+                checks.append(pa.Check(_is_whole, ignore_na=False, error="whole number"))
         elif feat.dtype == "bool":
-            checks.append(pa.Check.isin([0.0, 1.0]))
+            checks.append(pa.Check(_is_zero_one, ignore_na=False, error="isin([0.0, 1.0])"))
         else:
             checks.append(pa.Check.isin(list(feat.categories)))
         dtype = (
@@ -633,6 +642,14 @@ def frame_schema(catalog: Catalog | None = None):
 
 def _is_whole(s: pd.Series) -> pd.Series:
     return s.isna() | (s == np.round(s))
+
+
+def _in_range(s: pd.Series, *, lo: float, hi: float) -> pd.Series:
+    return s.isna() | ((s >= lo) & (s <= hi))
+
+
+def _is_zero_one(s: pd.Series) -> pd.Series:
+    return s.isna() | (s == 0.0) | (s == 1.0)
 
 
 def validate_frame(
