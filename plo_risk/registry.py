@@ -1154,34 +1154,21 @@ def _convert_per_row(values, unit_series, spec, feat, rec, problems, conversions
         )
         if u is None:
             unit = spec.unit
-            if unit is None:
-                for i in np.flatnonzero(rows):
-                    problems.append(
-                        (
-                            i,
-                            spec.field,
-                            values[i],
-                            f"unit missing in column {spec.unit_column} (allowed: "
-                            f"{', '.join(allowed)})",
-                        )
-                    )
-                    out[i] = np.nan
-                continue
+            reason = (
+                f"unit missing in column {spec.unit_column} (allowed: "
+                f"{', '.join(allowed)})"
+            )
         else:
             unit = by_norm.get(_norm(u))
-            if unit is None:
-                for i in np.flatnonzero(rows):
-                    problems.append(
-                        (
-                            i,
-                            spec.field,
-                            values[i],
-                            f"unit {u!r} in column {spec.unit_column} is not one of "
-                            f"{', '.join(allowed)}",
-                        )
-                    )
-                    out[i] = np.nan
-                continue
+            reason = (
+                f"unit {u!r} in column {spec.unit_column} is not one of "
+                f"{', '.join(allowed)}"
+            )
+        if unit is None:
+            for i in np.flatnonzero(rows):
+                problems.append((i, spec.field, values[i], reason))
+                out[i] = np.nan
+            continue
         numeric = rows & np.isfinite(x)
         factor = feat.unit_factor(unit)
         out[numeric] = x[numeric] * factor

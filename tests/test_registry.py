@@ -645,3 +645,34 @@ def test_bad_concept_map_is_a_registry_error(omop_url, over, match):
     with pytest.raises(RegistryError, match=match):
         ingest(omop_url, _concepts(**over))
     assert len(ingest(omop_url).frame) == 20  # nothing dropped by the attempt
+
+
+def test_per_row_units_convert_and_unknown_or_missing_units_are_rejected():
+    doc = {
+        "id": "pid",
+        "invalid": "reject",
+        "columns": {
+            "age": "age_years",
+            "par": "parity",
+            "pp": "months_postpartum",
+            # No default unit: a row without a unit cannot be read.
+            "PRL": {"field": "prolactin", "unit_column": "PRL_unit"},
+        },
+    }
+    extract = pd.DataFrame({
+        "pid": ["a", "b", "c", "d"],
+        "age": [30, 31, 32, 33],
+        "par": [1, 1, 2, 1],
+        "pp": [2, 3, 4, 5],
+        "PRL": [42.4, 20.0, 30.0, 40.0],
+        "PRL_unit": ["mIU/L", "ng/mL", "furlongs", None],
+    })
+    result = ingest(extract, doc)
+    factor = CATALOG["prolactin"].unit_factor("mIU/L")
+    got = result.frame.set_index("patient_id")["prolactin"]
+    assert got["a"] == pytest.approx(42.4 * factor) and got["b"] == 20.0
+    rejects = result.rejects.set_index("row")
+    assert rejects.loc[2, "reason"].startswith("unit 'furlongs' in column PRL_unit")
+    assert rejects.loc[3, "reason"].startswith("unit missing in column PRL_unit")
+    assert "ng/mL" in rejects.loc[3, "reason"]
+    assert len(result.frame) + result.quality.n_rejected_rows == 4
