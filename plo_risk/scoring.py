@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -531,14 +531,13 @@ def _prepare_out_dir(out: Path, job: dict, resume: bool) -> None:
                 )
         else:
             _clear(out)
-    elif out.exists() and any(out.iterdir()):
-        if resume and any(out.glob("part-*.parquet")):
+    elif any(out.glob("part-*.parquet")):
+        if resume:
             raise ScoringError(
                 f"{out} holds part files but no {_JOB}: not a plo_risk scoring "
                 "folder; use an empty or new folder"
             )
-        if any(out.glob("part-*.parquet")) and not resume:
-            _clear(out)
+        _clear(out)
     (out / "rejects").mkdir(parents=True, exist_ok=True)
     if not job_file.exists():
         write_text_atomic(job_file, json.dumps(job, indent=2, sort_keys=True))
@@ -954,15 +953,3 @@ def _package_version() -> str:
     from plo_risk import __version__
 
     return __version__
-
-
-def summary_dict(summary: ScoreSummary) -> dict[str, Any]:
-    """A JSON-ready dict of a :class:`ScoreSummary` (paths as text)."""
-    out = asdict(summary)
-    for k, v in out.items():
-        if isinstance(v, Path):
-            out[k] = str(v)
-        elif isinstance(v, list):
-            out[k] = [str(p) for p in v]
-    return out
-
