@@ -7,7 +7,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint lock clean chromium
+FLOOR  ?= .venv-floor
+
+.PHONY: demo test lint lock clean chromium lower-bounds
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +36,28 @@ chromium:
 	      "(or set PLO_RISK_SKIP_BROWSER=1 to skip the browser test)"; \
 	  fi; }
 
+# The dependency floors of pyproject.toml, each installed at exactly that version
+# (tests/lower_bounds/floors.py), and a smoke test of every capability against them.
+$(FLOOR)/.installed: pyproject.toml tests/lower_bounds/floors.py
+	rm -rf $(FLOOR) && $(PYTHON) -m venv $(FLOOR)
+	$(PYTHON) tests/lower_bounds/floors.py > $(FLOOR)/floors.txt
+	$(FLOOR)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -c $(FLOOR)/floors.txt .
+	@touch $@
+
+lower-bounds: $(FLOOR)/.installed
+	$(FLOOR)/bin/python tests/lower_bounds/smoke.py
+
+# The suite, and beside it (mostly downloads, so it overlaps) the floor smoke test.
 test: $(VENV)/.installed-test chromium
-	$(BIN)/python -m pytest
+	@{ $(MAKE) --no-print-directory lower-bounds > lower-bounds.log 2>&1; \
+	   echo $$? > lower-bounds.status; } & \
+	$(BIN)/python -m pytest --durations=25; suite=$$?; wait; \
+	floors=$$(cat lower-bounds.status); \
+	if [ "$$floors" != 0 ]; then \
+	  echo "make lower-bounds failed (lower-bounds.log):"; tail -n 40 lower-bounds.log; \
+	else echo "lower bounds: $$(tail -n 1 lower-bounds.log)"; fi; \
+	[ "$$suite" = 0 ] && [ "$$floors" = 0 ]
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check plo_risk tests benchmarks
@@ -49,4 +71,4 @@ lock:
 	rm -rf .lockvenv
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(FLOOR) build dist *.egg-info lower-bounds.log lower-bounds.status

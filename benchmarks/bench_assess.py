@@ -16,16 +16,24 @@ import time
 import numpy as np
 import xgboost as xgb
 
-from plo_risk.assess import RiskModel, reference_values
-from plo_risk.bundle import save_bundle
-from plo_risk.models import make_model
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import save_bundle
+from plo_risk.model.zoo import make_model
+from plo_risk.serve import RiskModel
 
-PATIENT = {"age_years": 33, "parity": 2, "months_postpartum": 4,
-           "lactation_months": 4, "breastfeeding_now": True,
-           "calcium_intake_mg_day": 700, "vitamin_d_25oh": 14,
-           "z_lumbar_spine": -2.8, "family_history_osteoporosis": True}
+PATIENT = {
+    "age_years": 33,
+    "parity": 2,
+    "months_postpartum": 4,
+    "lactation_months": 4,
+    "breastfeeding_now": True,
+    "calcium_intake_mg_day": 700,
+    "vitamin_d_25oh": 14,
+    "z_lumbar_spine": -2.8,
+    "family_history_osteoporosis": True,
+}
 
 
 def _timed(fn, repeats: int) -> np.ndarray:
@@ -50,8 +58,12 @@ def main() -> None:
     y = valid["fracture"].to_numpy()
     X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
     model = make_model("xgboost").fit(X, y)
-    path = save_bundle(model, tempfile.mkdtemp() + "/bundle", model_name="xgboost",
-                       extra={"reference": reference_values(X)})
+    path = save_bundle(
+        model,
+        tempfile.mkdtemp() + "/bundle",
+        model_name="xgboost",
+        extra={"reference": reference_values(X)},
+    )
     risk_model = RiskModel.load(path)
 
     row = risk_model._frame(risk_model.assess(PATIENT).record)
@@ -62,8 +74,9 @@ def main() -> None:
 
     def raw():
         booster.inplace_predict(dm, predict_type="margin")
-        booster.predict(xgb.DMatrix(dm, missing=np.nan, feature_names=names),
-                        pred_contribs=True)
+        booster.predict(
+            xgb.DMatrix(dm, missing=np.nan, feature_names=names), pred_contribs=True
+        )
 
     ours = _timed(lambda: risk_model.assess(PATIENT), args.repeats)
     base = _timed(raw, args.repeats)

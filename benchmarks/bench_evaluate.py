@@ -15,7 +15,7 @@ import time
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from plo_risk.evaluation import evaluate, ici
+from plo_risk.evaluate.metrics import evaluate, ici
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
 from plo_risk.explain import contributions, explain_cohort
-from plo_risk.models import make_model
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.model.zoo import make_model
 
 
 def main() -> None:

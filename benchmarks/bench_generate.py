@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.synthetic import generate_cohort
 
 
 def bench(n: int, setting: str, style: str, missingness: str) -> float:

@@ -29,12 +29,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from plo_risk.assess import RiskModel, reference_values
-from plo_risk.bundle import save_bundle
-from plo_risk.models import make_model, recalibrate
-from plo_risk.schema import validate_frame
-from plo_risk.scoring import score_cohort
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import save_bundle
+from plo_risk.model.calibration import recalibrate
+from plo_risk.model.zoo import make_model
+from plo_risk.serve import RiskModel
+from plo_risk.serve.scoring import score_cohort
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}  # training/compare.yaml (assumption)
 # Population PLO prevalence, data/synthetic/params.yaml (params sheet B, Kasahara 2024):
@@ -61,7 +63,7 @@ def _write_cohort(path: Path, rows: int, *, seed: int, block: int = 1_000_000) -
 def _rss_child(bundle: Path, source: Path, out: Path) -> dict:
     code = f"""
 import json, time
-from plo_risk.scoring import score_cohort
+from plo_risk.serve.scoring import score_cohort
 t0 = time.perf_counter()
 s = score_cohort({str(bundle)!r}, {str(source)!r}, {str(out)!r}, resume=False)
 # VmHWM is this process's own peak; ru_maxrss keeps the parent's peak across exec.
@@ -90,14 +92,18 @@ def main() -> None:
     model = make_model("xgboost", thresholds=THRESHOLDS).fit(X, y)
     model = recalibrate(model, prevalence=POPULATION_PREVALENCE)
     bundle = save_bundle(
-        model, tmp / "bundle", model_name="xgboost",
+        model,
+        tmp / "bundle",
+        model_name="xgboost",
         extra={"reference": reference_values(X)},
     )
     risk_model = RiskModel.load(bundle)
 
     source = tmp / "cohort.parquet"
     _write_cohort(source, args.rows, seed=7)
-    print(f"cohort: {args.rows:,} population rows, {source.stat().st_size / 2**20:.0f} MiB")
+    print(
+        f"cohort: {args.rows:,} population rows, {source.stat().st_size / 2**20:.0f} MiB"
+    )
 
     # The prepared matrix for raw xgboost: validated, features built, float32.
     import pandas as pd
@@ -118,23 +124,32 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    raw = best(lambda: booster.inplace_predict(matrix, predict_type="margin",
-                                               validate_features=False))
-    none = best(lambda: score_cohort(risk_model, source, tmp / "none",
-                                     explain="none", resume=False))
+    raw = best(
+        lambda: booster.inplace_predict(
+            matrix, predict_type="margin", validate_features=False
+        )
+    )
+    none = best(
+        lambda: score_cohort(
+            risk_model, source, tmp / "none", explain="none", resume=False
+        )
+    )
     flagged_summary = {}
 
     def run_flagged():
-        flagged_summary["s"] = score_cohort(risk_model, source, tmp / "flagged",
-                                            explain="flagged", resume=False)
+        flagged_summary["s"] = score_cohort(
+            risk_model, source, tmp / "flagged", explain="flagged", resume=False
+        )
 
     flagged = best(run_flagged)
     s = flagged_summary["s"]
     n = args.rows
     print(f"raw xgboost inplace_predict: {raw:7.2f} s  {n / raw:12,.0f} rows/s")
     print(f"score_cohort explain=none:   {none:7.2f} s  {n / none:12,.0f} rows/s")
-    print(f"score_cohort explain=flagged:{flagged:7.2f} s  {n / flagged:12,.0f} rows/s"
-          f"  ({s.n_flagged:,} flagged = {s.n_flagged / n:.1%})")
+    print(
+        f"score_cohort explain=flagged:{flagged:7.2f} s  {n / flagged:12,.0f} rows/s"
+        f"  ({s.n_flagged:,} flagged = {s.n_flagged / n:.1%})"
+    )
     print(f"(a) end-to-end / raw:          {none / raw:5.2f}x  (aim <= 2)")
     print(f"(b) flagged / none:            {flagged / none:5.2f}x  (aim <= 1.3)")
 
@@ -142,12 +157,18 @@ def main() -> None:
     _write_cohort(big, args.big_rows, seed=11)
     small_rss = _rss_child(bundle, source, tmp / "rss_small")
     big_rss = _rss_child(bundle, big, tmp / "rss_big")
-    print(f"peak RSS {args.rows:,} rows: {small_rss['rss_mib']:.0f} MiB "
-          f"({small_rss['rows'] / small_rss['seconds']:,.0f} rows/s)")
-    print(f"peak RSS {args.big_rows:,} rows: {big_rss['rss_mib']:.0f} MiB "
-          f"({big_rss['rows'] / big_rss['seconds']:,.0f} rows/s)")
-    print(f"(c) peak RSS big / small:      {big_rss['rss_mib'] / small_rss['rss_mib']:5.2f}x"
-          "  (aim within 1.2)")
+    print(
+        f"peak RSS {args.rows:,} rows: {small_rss['rss_mib']:.0f} MiB "
+        f"({small_rss['rows'] / small_rss['seconds']:,.0f} rows/s)"
+    )
+    print(
+        f"peak RSS {args.big_rows:,} rows: {big_rss['rss_mib']:.0f} MiB "
+        f"({big_rss['rows'] / big_rss['seconds']:,.0f} rows/s)"
+    )
+    print(
+        f"(c) peak RSS big / small:      {big_rss['rss_mib'] / small_rss['rss_mib']:5.2f}x"
+        "  (aim within 1.2)"
+    )
 
 
 if __name__ == "__main__":

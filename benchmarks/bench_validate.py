@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from plo_risk.catalog import load_catalog
-from plo_risk.schema import validate_frame
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.schema import validate_frame
 
 
 def make_frame(

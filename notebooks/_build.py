@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 # Shared first cell: a small quick model, tracked in MLflow in the working folder.
-SETUP_MODEL = '''\
+SETUP_MODEL = """\
 import os
 import tempfile
 
@@ -36,7 +36,7 @@ result = compare({
     "thresholds": {"moderate": 0.02, "high": 0.10},
     "cv": {"folds": 3}, "evaluation": {"n_boot": 20},
 }, tracking_uri=tracking)
-result.champion'''
+result.champion"""
 
 NOTEBOOKS = {
     "01_train_and_compare.ipynb": [
@@ -87,8 +87,8 @@ NOTEBOOKS = {
             "(the same numbers `compare` logged to MLflow)."
         ),
         new_code_cell(
-            "from plo_risk.evaluation import calibration_slope_intercept, evaluate\n"
-            "from plo_risk.schema import validate_frame\n\n"
+            "from plo_risk import validate_frame\n"
+            "from plo_risk.evaluate import calibration_slope_intercept, evaluate\n\n"
             "best = next(r for r in result.results if r.name == result.champion)\n"
             "test = validate_frame(generate_cohort(4000, seed=2)).valid\n"
             "X = test.drop(columns=['patient_id', 'fracture', 'true_risk'])\n"
@@ -170,8 +170,12 @@ NOTEBOOKS = {
             "print(summary)\n"
             "assert summary.n_scored + summary.n_rejected == len(cohort)"
         ),
-        new_code_cell("scored = summary.read()\nscored[scored.category != 'low'].head()"),
-        new_code_cell("summary.read(rejects=True)[['row', 'patient_id', 'field', 'value', 'reason']]"),
+        new_code_cell(
+            "scored = summary.read()\nscored[scored.category != 'low'].head()"
+        ),
+        new_code_cell(
+            "summary.read(rejects=True)[['row', 'patient_id', 'field', 'value', 'reason']]"
+        ),
         new_markdown_cell(
             "A rerun on the same folder skips the finished parts (after a crash it "
             "finishes the rest); another model or input on the same folder is "

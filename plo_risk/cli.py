@@ -6,6 +6,7 @@ knobs of its own. It owns the terminal: library code never prints.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -13,9 +14,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from plo_risk import training
+from plo_risk.data.catalog import catalog_markdown, load_catalog
+from plo_risk.data.ingest import RegistryError
+from plo_risk.data.ingest import ingest as run_ingest
+from plo_risk.data.schema import ValidationError, validate_frame
+from plo_risk.data.synthetic import generate_cohort, load_params
+from plo_risk.evaluate.external import external_validation
+from plo_risk.model.bundle import BundleError
+from plo_risk.model.calibration import recalibrate
+from plo_risk.report import SEED_CASE, metric_label, model_card
+from plo_risk.serve.risk_model import RiskModel
+from plo_risk.serve.scoring import ScoringError, score_cohort
+from plo_risk.serve.tracking import CHAMPION_ALIAS, REGISTERED_NAME
+from plo_risk.utils.atomic import atomic_path
 
 app = typer.Typer(
     help="Fracture risk in pregnancy- and lactation-associated osteoporosis (PLO): "
@@ -49,7 +66,6 @@ def _step(text: str, quiet: bool):
 
 
 def _write_frame(df, out: Path) -> None:
-    from plo_risk._io import atomic_path
 
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
@@ -71,7 +87,6 @@ def catalog(
     ] = False,
 ) -> None:
     """Show the feature catalog: every input field, its unit, range and source."""
-    from plo_risk.catalog import catalog_markdown, load_catalog
 
     cat = load_catalog()
     if markdown:
@@ -127,7 +142,6 @@ def generate(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Generate a synthetic PLO cohort with its ground-truth risk (the oracle)."""
-    from plo_risk.synthetic import generate_cohort
 
     if out.suffix.lower() not in (".csv", ".parquet"):
         _fail(f"--out {out}: the file name must end in .csv or .parquet")
@@ -185,9 +199,6 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest a registry extract or an OMOP database into a validated cohort."""
-    from plo_risk.registry import RegistryError
-    from plo_risk.registry import ingest as run_ingest
-    from plo_risk.schema import ValidationError
 
     for name, path, allowed in (
         ("--out", out, (".csv", ".parquet")),
@@ -223,7 +234,7 @@ def ingest(
 
 def _leaderboard_table(result) -> Table:
     board = result.leaderboard()
-    metric = result.experiment.champion_metric
+    metric = result.experiment.champion.metric
     table = Table(
         title=f"{result.experiment.name}: {len(board)} model(s), "
         f"{result.n_train:,} training / {result.n_test:,} held-out rows"
@@ -270,7 +281,6 @@ def _leaderboard_table(result) -> Table:
 
 
 def _run_experiment(kind: str, config: Path, quiet: bool):
-    from plo_risk import training
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -287,7 +297,7 @@ def _run_experiment(kind: str, config: Path, quiet: bool):
     if result.champion:
         console.print(
             f"champion: [bold]{result.champion}[/] registered as "
-            f"models:/{training.REGISTERED_NAME}@{training.CHAMPION_ALIAS} "
+            f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS} "
             f"(version {result.champion_version}) — {result.reason}",
             soft_wrap=True,
         )
@@ -342,9 +352,6 @@ def assess(
     ] = False,
 ) -> None:
     """Explained fracture risk for one patient: risk, interval, reasons, next steps."""
-    import json
-
-    from plo_risk.schema import ValidationError
 
     try:
         record = json.loads(patient.read_text())
@@ -367,8 +374,6 @@ def assess(
 
 
 def _load_model_or_fail(model: str):
-    from plo_risk.assess import RiskModel
-    from plo_risk.bundle import BundleError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -417,7 +422,6 @@ def report(
     decision curve, SHAP, subgroups, recalibration) and logs the card to the
     model's MLflow run when the model came from MLflow.
     """
-    from plo_risk.report import model_card
 
     _check_data_path(data)
     risk_model = _load_model_or_fail(model)
@@ -444,7 +448,6 @@ def report(
 
 
 def _validation_table(result) -> Table:
-    from plo_risk.report import _metric_label
 
     comp = result.comparison()
     table = Table(
@@ -465,7 +468,7 @@ def _validation_table(result) -> Table:
 
     for name, row in comp.iterrows():
         table.add_row(
-            _metric_label(str(name))[0],
+            metric_label(str(name))[0],
             cell(row["estimate"], row["lower"], row["upper"]),
             cell(
                 row["recalibrated"],
@@ -511,7 +514,6 @@ def validate(
     as trained and after refitting the intercept to --data. With --recalibrate
     --out DIR the recalibrated model is saved as a bundle.
     """
-    from plo_risk.report import external_validation
 
     if recalibrate and out is None:
         _fail("--recalibrate needs --out DIR: the folder for the recalibrated bundle")
@@ -555,20 +557,32 @@ def validate(
 @app.command()
 def score(
     input: Annotated[
-        Path, typer.Option("--input", help="CSV or Parquet file, or a folder of Parquet files.")
+        Path,
+        typer.Option(
+            "--input", help="CSV or Parquet file, or a folder of Parquet files."
+        ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (part files, rejects, manifest).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output folder (part files, rejects, manifest)."),
+    ],
     model: Annotated[
         str, typer.Option(help="Bundle folder or MLflow URI.")
     ] = "models:/plo-risk@champion",
     explain: Annotated[
-        str, typer.Option(help="Top factors for: flagged (moderate/high) rows, all, none.")
+        str,
+        typer.Option(help="Top factors for: flagged (moderate/high) rows, all, none."),
     ] = "flagged",
     top_k: Annotated[int, typer.Option(help="Factors per explained row.")] = 3,
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk and part file.")] = 100_000,
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows per chunk and part file.")
+    ] = 100_000,
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
-        str | None, typer.Option(help="Dask scheduler address (tcp://...); default a LocalCluster.")
+        str | None,
+        typer.Option(
+            help="Dask scheduler address (tcp://...); default a LocalCluster."
+        ),
     ] = None,
     unit: Annotated[
         list[str] | None,
@@ -580,8 +594,6 @@ def score(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Score a whole cohort: every row scored or rejected with its reason; resumable."""
-    from plo_risk.bundle import BundleError
-    from plo_risk.scoring import ScoringError, score_cohort
 
     units = {}
     for item in unit or []:
@@ -610,7 +622,9 @@ def score(
         console.print(str(summary), soft_wrap=True, highlight=False)
         if summary.resumed_parts:
             console.print(f"resumed: {summary.resumed_parts} finished part(s) kept")
-        console.print(f"scored rows: {out}/part-*.parquet", soft_wrap=True, highlight=False)
+        console.print(
+            f"scored rows: {out}/part-*.parquet", soft_wrap=True, highlight=False
+        )
         console.print(
             f"rejected rows with reasons: {out}/rejects/part-*.parquet",
             soft_wrap=True,
@@ -640,9 +654,6 @@ def demo(
     patient, writes the model card, and scores a 100,000-row population cohort
     with some corrupted rows (scored or rejected with reasons, nothing lost).
     """
-    from plo_risk import training
-    from plo_risk.schema import validate_frame
-    from plo_risk.synthetic import generate_cohort
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     out_dir = out_dir.resolve()
@@ -707,33 +718,20 @@ def demo(
     console.print(_leaderboard_table(result))
     outputs["MLflow runs and registry"] = uri
 
-    import json
-
-    from plo_risk.assess import RiskModel
-    from plo_risk.report import SEED_CASE
-
     patient = dict(SEED_CASE)  # seed Table 3 row 9 (ref 12)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # a location: the demo's own MLflow
     with _step("explaining one patient (seed Table 3 row 9) with the champion", quiet):
-        champion = RiskModel.load(
-            f"models:/{training.REGISTERED_NAME}@{training.CHAMPION_ALIAS}"
-        )
+        champion = RiskModel.load(f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}")
         assessment = champion.assess(patient)
         path = out_dir / "assessment.json"
         path.write_text(json.dumps(assessment.to_dict(), indent=2))
     outputs["one patient's assessment"] = str(path)
     console.print(str(assessment), soft_wrap=True, highlight=False)
 
-    from plo_risk.report import model_card
-
     with _step("writing the model card (TRIPOD+AI) on the held-out cohort", quiet):
         held_out = generate_cohort(n, setting="referral", seed=seed + 1)
         card = model_card(champion, held_out, out_dir / "model_card.html")
     outputs["model card (HTML, also in the champion's MLflow run)"] = str(card.path)
-
-    from plo_risk.models import recalibrate
-    from plo_risk.scoring import score_cohort
-    from plo_risk.synthetic import load_params
 
     n_population = 100_000
     with _step(
@@ -757,7 +755,10 @@ def demo(
             catalog=champion.catalog,
         )
         summary = score_cohort(
-            population_model, source, out_dir / "scored", resume=False,
+            population_model,
+            source,
+            out_dir / "scored",
+            resume=False,
             progress=False,
         )
     if not quiet:
@@ -790,8 +791,8 @@ def demo(
     )
     outputs["rejected rows with reasons"] = f"{summary.out_dir}/rejects/part-*.parquet"
     outputs["champion"] = (
-        f"models:/{training.REGISTERED_NAME}@"
-        f"{training.CHAMPION_ALIAS} ({result.champion or 'kept'}, "
+        f"models:/{REGISTERED_NAME}@"
+        f"{CHAMPION_ALIAS} ({result.champion or 'kept'}, "
         f"version {result.champion_version})"
     )
 
@@ -808,7 +809,6 @@ def demo(
 def _corrupted(df, *, rate: float, seed: int):
     """A copy with ``rate`` of rows broken as registries break them: a word for a
     number, an impossible age, a missing required value (for the demo's rejects)."""
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     df = df.copy()

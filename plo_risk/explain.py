@@ -63,28 +63,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import logit as _logit
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from plo_risk.catalog import Catalog, load_catalog
-from plo_risk.features import (
+from plo_risk.data.catalog import Catalog, load_catalog
+from plo_risk.model.calibration import PlattCalibratedClassifier, margin
+from plo_risk.model.families import family_of
+from plo_risk.model.features import (
+    ArrayPipeline,
     CatalogEncoder,
     RowMin,
-    _ArrayPipeline,
     feature_sources,
 )
-from plo_risk.models import ClinicalRuleClassifier, PlattCalibratedClassifier, margin
+from plo_risk.utils.sklearn_compat import Interval, StrOptions, validate_params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "Explainer",
     "Explanation",
     "contributions",
     "explain_cohort",
+    "explainer_for",
     "global_importance",
     "plot_beeswarm",
     "plot_waterfall",
@@ -123,100 +125,12 @@ class Explanation:
 
 
 # --------------------------------------------------------------------------------
-# Decomposition of the margin, per model kind
+# Decomposition of the margin: the model's family knows how
 
 
-def _tree_shap_xgboost(clf: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
-    from xgboost import DMatrix
-
-    booster = clf.get_booster()
-    if isinstance(Xt, np.ndarray):
-        # The array path (_Explainer): columns already checked against the
-        # booster's feature names, once; xgboost computes in float32 either way.
-        dmatrix = DMatrix(Xt, missing=np.nan)
-        raw = booster.predict(dmatrix, pred_contribs=True, validate_features=False)
-    else:
-        raw = booster.predict(DMatrix(Xt, missing=np.nan), pred_contribs=True)
-    raw = np.asarray(raw, dtype=np.float64)
-    return raw[:, :-1], raw[:, -1]
-
-
-def _xgboost_names_match(clf: Any, names: list[str]) -> bool:
-    """Whether ``clf``'s booster reads exactly these numeric columns, in order."""
-    booster = clf.get_booster()
-    types = booster.feature_types or ()
-    return booster.feature_names == names and "c" not in types
-
-
-def _tree_shap_hgb(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    import shap
-
-    if any(
-        p.nodes["is_categorical"].any()
-        for predictors in clf._predictors
-        for p in predictors
-    ):
-        raise ValueError(
-            "contributions: this HistGradientBoostingClassifier has categorical "
-            "splits, which shap.TreeExplainer cannot explain; fit it without "
-            "categorical_features (the feature pipeline one-hot encodes categories)"
-        )
-    explainer = shap.TreeExplainer(clf)
-    values = np.asarray(
-        explainer.shap_values(Xt.to_numpy(dtype=np.float64)), dtype=np.float64
-    )
-    if values.ndim != 2:
-        raise ValueError(
-            "contributions: shap.TreeExplainer returned contributions of shape "
-            f"{values.shape} for a HistGradientBoostingClassifier; a binary "
-            "classifier with one margin is expected"
-        )
-    expected = float(np.ravel(explainer.expected_value)[0])
-    return values, np.full(len(Xt), expected)
-
-
-def _linear(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    coef = np.asarray(clf.coef_, dtype=np.float64)
-    if coef.shape[0] != 1:
-        raise ValueError(
-            f"contributions: {type(clf).__name__} has {coef.shape[0]} rows of "
-            "coefficients; a binary classifier with one margin is expected"
-        )
-    values = Xt.to_numpy(dtype=np.float64) * coef[0]
-    base = float(np.ravel(clf.intercept_)[0])
-    return values, np.full(len(Xt), base)
-
-
-def _rule(
-    clf: ClinicalRuleClassifier, Xt: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray]:
-    check_is_fitted(clf)
-    column = clf.column
-    if column is None:
-        column = 0
-    position = column if isinstance(column, Integral) else Xt.columns.get_loc(column)
-    base = float(_logit(clf.rates_["unknown"]))
-    values = np.zeros(Xt.shape, dtype=np.float64)
-    values[:, position] = clf.decision_function(Xt) - base
-    return values, np.full(len(Xt), base)
-
-
-def _decompose(clf: Any, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _decompose(clf: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
     """Contributions to the margin of ``clf`` on its input ``Xt``, and the base."""
-    module = type(clf).__module__
-    if module.startswith("xgboost"):
-        return _tree_shap_xgboost(clf, Xt)
-    if type(clf).__name__ == "HistGradientBoostingClassifier":
-        return _tree_shap_hgb(clf, Xt)
-    if isinstance(clf, ClinicalRuleClassifier):
-        return _rule(clf, Xt)
-    if hasattr(clf, "coef_") and hasattr(clf, "intercept_"):
-        return _linear(clf, Xt)
-    raise ValueError(
-        f"contributions cannot explain a {type(clf).__name__}; it explains the "
-        "models of plo_risk.models.make_model: xgboost, hist_gradient_boosting, "
-        "logistic_regression and clinical_rule"
-    )
+    return family_of(clf).contributions(clf, Xt)
 
 
 # --------------------------------------------------------------------------------
@@ -329,7 +243,7 @@ class _Grouping:
     rowmins: list[tuple[int, str, RowMin, np.ndarray]]
 
 
-class _Explainer:
+class Explainer:
     """:func:`contributions` for one fitted model.
 
     What does not depend on X (the checks, the array form of the feature pipeline,
@@ -346,7 +260,7 @@ class _Explainer:
         self.middle = _middle_leaves(estimator)
         self.clf = estimator[-1]
         try:
-            self.arrays: _ArrayPipeline | None = _ArrayPipeline(self.features_pipe)
+            self.arrays: ArrayPipeline | None = ArrayPipeline(self.features_pipe)
         except TypeError:
             self.arrays = None
         # xgboost without steps in between reads the feature matrix directly:
@@ -354,8 +268,7 @@ class _Explainer:
         self.xgboost_arrays = (
             self.arrays is not None
             and not self.middle
-            and type(self.clf).__module__.startswith("xgboost")
-            and _xgboost_names_match(self.clf, self.arrays.names)
+            and family_of(self.clf).reads_arrays(self.clf, self.arrays.names)
         )
         self._grouping: _Grouping | None = None
 
@@ -507,10 +420,10 @@ def _check_model(model: Any) -> None:
     check_is_fitted(model)
 
 
-def _explainer_for(model: Any) -> _Explainer:
-    """An :class:`_Explainer` of ``model``, after the checks of :func:`contributions`."""
+def explainer_for(model: Any) -> Explainer:
+    """An :class:`Explainer` of ``model``, after the checks of :func:`contributions`."""
     _check_model(model)
-    return _Explainer(model, _check_estimator(model))
+    return Explainer(model, _check_estimator(model))
 
 
 def _check_estimator(model: PlattCalibratedClassifier) -> Pipeline:
@@ -577,9 +490,9 @@ def contributions(
     --------
     >>> import numpy as np
     >>> from plo_risk.explain import contributions
-    >>> from plo_risk.models import make_model
-    >>> from plo_risk.schema import validate_frame
-    >>> from plo_risk.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> from plo_risk.data.schema import validate_frame
+    >>> from plo_risk.data.synthetic import generate_cohort
     >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
     >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
@@ -590,7 +503,7 @@ def contributions(
     True
     """
     estimator = _check(model, X)
-    values, base, columns = _Explainer(model, estimator).explain(X, by)
+    values, base, columns = Explainer(model, estimator).explain(X, by)
     return Explanation(
         values=pd.DataFrame(values, index=X.index, columns=columns),
         base=base,
@@ -629,9 +542,9 @@ def global_importance(
     Examples
     --------
     >>> from plo_risk.explain import global_importance
-    >>> from plo_risk.models import make_model
-    >>> from plo_risk.schema import validate_frame
-    >>> from plo_risk.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> from plo_risk.data.schema import validate_frame
+    >>> from plo_risk.data.synthetic import generate_cohort
     >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
     >>> model = make_model("clinical_rule", cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
@@ -680,9 +593,9 @@ def explain_cohort(
     Examples
     --------
     >>> from plo_risk.explain import explain_cohort
-    >>> from plo_risk.models import make_model
-    >>> from plo_risk.schema import validate_frame
-    >>> from plo_risk.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> from plo_risk.data.schema import validate_frame
+    >>> from plo_risk.data.synthetic import generate_cohort
     >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
     >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
@@ -739,6 +652,7 @@ def _field_numbers(X: pd.DataFrame, fields: list[str]) -> np.ndarray:
         "X": "no_validation",
         "max_display": [Interval(Integral, 1, None, closed="left")],
         "catalog": [Catalog, None],
+        "explanation": [Explanation, None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -748,6 +662,7 @@ def plot_beeswarm(
     *,
     max_display: int = 15,
     catalog: Catalog | None = None,
+    explanation: Explanation | None = None,
 ) -> Figure:
     """Beeswarm of the field contributions over the rows of X (``shap`` plot).
 
@@ -764,6 +679,8 @@ def plot_beeswarm(
         Fields shown; the others are summed into one row.
     catalog : Catalog, default=None
         Source of the field labels (default: the shipped catalog).
+    explanation : Explanation, default=None
+        ``contributions(model, X, by="field")`` when already computed.
 
     Returns
     -------
@@ -774,9 +691,9 @@ def plot_beeswarm(
     --------
     >>> import matplotlib.pyplot as plt
     >>> from plo_risk.explain import plot_beeswarm
-    >>> from plo_risk.models import make_model
-    >>> from plo_risk.schema import validate_frame
-    >>> from plo_risk.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> from plo_risk.data.schema import validate_frame
+    >>> from plo_risk.data.synthetic import generate_cohort
     >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
     >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
@@ -785,10 +702,13 @@ def plot_beeswarm(
     5
     >>> plt.close(fig)
     """
+    # optional heavy imports (matplotlib, shap with numba): plots only
     import matplotlib.pyplot as plt
     import shap
 
-    expl = contributions(model, X, by="field")
+    expl = (
+        explanation if explanation is not None else contributions(model, X, by="field")
+    )
     fields = list(expl.values.columns)
     data = shap.Explanation(
         values=expl.values.to_numpy(),
@@ -849,9 +769,9 @@ def plot_waterfall(
     --------
     >>> import matplotlib.pyplot as plt
     >>> from plo_risk.explain import plot_waterfall
-    >>> from plo_risk.models import make_model
-    >>> from plo_risk.schema import validate_frame
-    >>> from plo_risk.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> from plo_risk.data.schema import validate_frame
+    >>> from plo_risk.data.synthetic import generate_cohort
     >>> cohort = validate_frame(generate_cohort(300, seed=0)).valid
     >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
@@ -860,6 +780,7 @@ def plot_waterfall(
     '43 other features'
     >>> plt.close(fig)
     """
+    # optional heavy imports (matplotlib, shap with numba): plots only
     import matplotlib.pyplot as plt
     import shap
 

@@ -1,12 +1,15 @@
 """Experiments: train, evaluate and compare models, tracked in MLflow.
 
 An experiment is one YAML file in ``training/`` (data, models, hyperparameters, CV,
-seed, thresholds, champion rule) that maps one to one onto :class:`Experiment`.
-:func:`train` fits the experiment's models and logs a run each; :func:`compare`
-logs a parent run with one nested run per model, picks the champion by the metric
-the config declares, registers it as ``plo-risk`` with the alias ``champion``, and
-replaces an existing champion only when the new one is better by the declared rule
-on the same held-out data.
+seed, thresholds, champion rule) that maps one to one onto :class:`Experiment`, a
+typed configuration: every problem of a file (an unknown or misspelled key, a value
+out of range, a hyperparameter the model family does not have, a duplicated model)
+is reported at once, with its key path, before any data is read, any model is
+fitted or any MLflow run is opened. :func:`train` fits the experiment's models and
+logs a run each; :func:`compare` logs a parent run with one nested run per model,
+picks the champion by the metric the config declares, registers it as
+``plo-risk`` with the alias ``champion``, and replaces an existing champion only
+when the new one is better by the declared rule on the same held-out data.
 
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db``
 in the working folder (no server needed); artifacts go beside it in ``mlartifacts/``.
@@ -16,48 +19,85 @@ and a fingerprint of the training data only.
 
 from __future__ import annotations
 
-import os
+import logging
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from sklearn.model_selection import train_test_split
 
-from plo_risk.catalog import load_catalog
-from plo_risk.models import MODEL_NAMES, make_model
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import ID_COLUMN, OUTCOME_COLUMN, validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.evaluate import metrics as metric_functions
+from plo_risk.evaluate.metrics import (
+    age_band,
+    evaluate,
+    evaluate_subgroups,
+    parity_band,
+)
+from plo_risk.evaluate.plots import calibration_figure, decision_figure, roc_figure
+from plo_risk.model.bundle import (
+    BundleError,
+    data_fingerprint,
+    load_bundle,
+    save_bundle,
+)
+from plo_risk.model.ensemble import fit_bootstrap_ensemble
+from plo_risk.model.families import FAMILIES, MODEL_NAMES, get_family
+from plo_risk.model.zoo import make_model
+from plo_risk.serve.tracking import (
+    CHAMPION_ALIAS,
+    PYFUNC_ENTRY,
+    REGISTERED_NAME,
+    default_tracking_uri,
+    ensure_tracking_uri,
+)
+from plo_risk.utils.config import (
+    ConfigError,
+    ConfigModel,
+    key_path,
+    parse_config,
+    read_yaml_file,
+    unknown_key_problem,
+)
 
 __all__ = [
+    "CHAMPION_ALIAS",
+    "REGISTERED_NAME",
     "CompareResult",
+    "ConfigError",
     "DataSpec",
+    "Dataset",
     "Experiment",
     "ModelResult",
+    "ModelSpec",
     "compare",
     "default_tracking_uri",
-    "load_experiment",
+    "ensure_tracking_uri",
     "load_data",
+    "load_experiment",
     "train",
 ]
 
-REGISTERED_NAME = "plo-risk"
-CHAMPION_ALIAS = "champion"
 _METRICS_HIGHER_BETTER = {"auroc": True, "auprc": True, "brier": False, "ici": False}
-
-
-class ConfigError(ValueError):
-    """An experiment file that does not fit the expected shape (names the key)."""
+_SUBGROUPS = ("age_band", "parity_band")
 
 
 # --------------------------------------------------------------------- config
 
 
-@dataclass(frozen=True)
-class DataSpec:
+class DataSpec(ConfigModel):
     """Where one data set comes from: the generator or a file.
 
     ``source="synthetic"`` uses ``n``, ``setting``, ``prevalence``,
@@ -65,105 +105,199 @@ class DataSpec:
     ``source="file"`` reads ``path`` (CSV or Parquet) with optional ``units``.
     """
 
-    source: str = "synthetic"
-    n: int = 20_000
-    setting: str = "referral"
-    prevalence: float | None = None
-    missingness: str = "realistic"
+    source: Literal["synthetic", "file"] = "synthetic"
+    n: int = Field(20_000, ge=10)
+    setting: Literal["population", "referral"] = "referral"
+    prevalence: float | None = Field(None, gt=0, lt=1)
+    missingness: Literal["realistic", "none"] = "realistic"
     seed: int = 0
     path: str | None = None
     units: dict[str, str] | None = None
 
+    @model_validator(mode="after")
+    def _source_needs(self) -> DataSpec:
+        if self.source == "file" and not self.path:
+            raise ValueError("source 'file' needs 'path'")
+        return self
 
-@dataclass(frozen=True)
-class Experiment:
-    """One experiment, as read from a YAML file in ``training/``."""
 
-    name: str
+class DataConfig(ConfigModel):
+    """``data``: the training source, and a held-out source or fraction."""
+
     train: DataSpec
     test: DataSpec | None = None
-    test_fraction: float = 0.3
-    models: tuple[tuple[str, dict], ...] = (("xgboost", {}),)
-    cv_folds: int = 5
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+
+
+class ModelEntry(ConfigModel):
+    """One entry of ``models``: a family with its hyperparameters.
+
+    ``name`` is the family (``xgboost``, ...) unless ``family`` is given, in which
+    case ``name`` is this entry's own name (e.g. ``xgboost_shallow``).
+    """
+
+    name: str
+    family: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CVConfig(ConfigModel):
+    folds: int = Field(5, ge=2)
+
+
+class EvaluationConfig(ConfigModel):
+    n_boot: int = Field(200, ge=1)
+    ci: float = Field(0.95, gt=0, lt=1)
+    subgroups: tuple[str, ...] = ("age_band", "ancestry", "parity_band")
+
+
+class ChampionConfig(ConfigModel):
+    metric: Literal["auroc", "auprc", "brier", "ici"] = "auroc"
+    min_improvement: float = 0.0
+    # "register" in the file (a pydantic model has a method of that name).
+    register_champion: bool = Field(True, alias="register")
+
+
+class MLflowConfig(ConfigModel):
+    experiment: str = "plo-risk"
+
+
+class IntervalConfig(ConfigModel):
+    # 0: no interval ensemble; else its number of bootstrap members.
+    n_models: int = 10
+
+    @field_validator("n_models")
+    @classmethod
+    def _zero_or_two(cls, v: int) -> int:
+        if v != 0 and v < 2:
+            raise ValueError("must be 0 (no interval) or a whole number >= 2")
+        return v
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of an experiment: its name (unique), family and hyperparameters."""
+
+    name: str
+    family: str
+    params: dict[str, Any]
+
+
+class Experiment(ConfigModel):
+    """One experiment, as read from a YAML file in ``training/``.
+
+    Every section maps one to one onto a parameter of the package
+    (:func:`plo_risk.synthetic.generate_cohort`, :func:`plo_risk.model.make_model`,
+    :func:`plo_risk.evaluate.evaluate`, ...).
+    """
+
+    name: str = "experiment"
+    description: str = ""
     seed: int = 0
-    thresholds: dict[str, float] = field(
+    data: DataConfig
+    models: list[ModelEntry] = Field(min_length=1)
+    cv: CVConfig = CVConfig()
+    thresholds: dict[str, float] = Field(
         default_factory=lambda: {"moderate": 0.02, "high": 0.10}
     )
-    n_boot: int = 200
-    ci: float = 0.95
-    subgroups: tuple[str, ...] = ("age_band", "ancestry", "parity_band")
-    champion_metric: str = "auroc"
-    champion_min_improvement: float = 0.0
-    register: bool = True
-    interval_models: int = 10
-    experiment_name: str = "plo-risk"
-    description: str = ""
-    source_file: str | None = None
+    evaluation: EvaluationConfig = EvaluationConfig()
+    champion: ChampionConfig = ChampionConfig()
+    mlflow: MLflowConfig = MLflowConfig()
+    interval: IntervalConfig = IntervalConfig()
+    _source_file: str | None = PrivateAttr(None)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not 0 < x < 1}
+        if bad:
+            raise ValueError(
+                f"must map category names to probabilities in (0, 1); got {bad}"
+            )
+        return v
+
+    @property
+    def source_file(self) -> str | None:
+        """The YAML file the experiment was read from (logged with its runs)."""
+        return self._source_file
+
+    @property
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """The models with their unique names (see :func:`load_experiment`)."""
+        return _model_specs(self.models)
+
+    @property
+    def train(self) -> DataSpec:
+        return self.data.train
+
+    @property
+    def test(self) -> DataSpec | None:
+        return self.data.test
 
 
-_TOP_KEYS = {
-    "name",
-    "description",
-    "data",
-    "models",
-    "cv",
-    "seed",
-    "thresholds",
-    "evaluation",
-    "champion",
-    "mlflow",
-    "interval",
-}
+def _model_specs(models: list[ModelEntry]) -> tuple[ModelSpec, ...]:
+    """Unique names: a family listed more than once without names is numbered."""
+    families = [m.family or m.name for m in models]
+    counts = Counter(m.name for m in models if m.family is None)
+    seen: Counter = Counter()
+    specs = []
+    for m, family in zip(models, families, strict=True):
+        name = m.name
+        if m.family is None and counts[name] > 1:
+            seen[name] += 1
+            name = f"{name}-{seen[name]}"
+        specs.append(ModelSpec(name, family, dict(m.params)))
+    return tuple(specs)
 
 
-def _need(mapping: Any, key: str, where: str) -> Any:
-    if not isinstance(mapping, Mapping) or key not in mapping:
-        raise ConfigError(f"{where}: missing key '{key}'")
-    return mapping[key]
+def _model_problems(raw: Any) -> list[str]:
+    """Checks of ``models`` that need the families: names, hyperparameters, repeats."""
+    models = raw.get("models") if isinstance(raw, Mapping) else None
+    if not isinstance(models, list):
+        return []
+    problems, seen, names = [], {}, Counter()
+    for i, m in enumerate(models):
+        if not isinstance(m, Mapping):
+            continue
+        where = key_path(("models", i))
+        family = m.get("family") if m.get("family") is not None else m.get("name")
+        key = "family" if m.get("family") is not None else "name"
+        if family not in FAMILIES:
+            problems.append(
+                f"{where}.{key}={family!r}: must be one of {', '.join(MODEL_NAMES)}"
+            )
+            continue
+        params = m.get("params") or {}
+        if isinstance(params, Mapping):
+            known = get_family(family).known_params()
+            for p in params:
+                if p not in known:
+                    problems.append(
+                        unknown_key_problem(f"{where}.params ({family})", p, known)
+                    )
+            signature = (family, repr(sorted(params.items(), key=lambda kv: kv[0])))
+            if signature in seen:
+                problems.append(
+                    f"{where}: duplicates models[{seen[signature]}] (the same "
+                    f"family {family!r} with the same params); remove one"
+                )
+            seen.setdefault(signature, i)
+        if m.get("family") is not None:
+            names[m.get("name")] += 1
+    problems += [
+        f"models: the name {name!r} is used by {n} models; give each its own name"
+        for name, n in names.items()
+        if n > 1
+    ]
+    return problems
 
 
-def _check_keys(mapping: Any, allowed: set[str], where: str) -> dict:
-    if mapping is None:
-        return {}
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {mapping!r}")
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        import difflib
-
-        hints = [
-            f"{k!r} (did you mean {m[0]!r}?)"
-            if (m := difflib.get_close_matches(k, sorted(allowed), n=1))
-            else repr(k)
-            for k in unknown
-        ]
-        raise ConfigError(
-            f"{where}: unknown keys {', '.join(hints)}; allowed: "
-            f"{', '.join(sorted(allowed))}"
-        )
-    return dict(mapping)
-
-
-def _data_spec(raw: Any, where: str) -> DataSpec:
-    d = _check_keys(raw, {f for f in DataSpec.__dataclass_fields__}, where)
-    spec = DataSpec(**d)
-    if spec.source not in ("synthetic", "file"):
-        raise ConfigError(
-            f"{where}.source={spec.source!r}: must be 'synthetic' or 'file'"
-        )
-    if spec.source == "file" and not spec.path:
-        raise ConfigError(f"{where}: source 'file' needs 'path'")
-    if spec.source == "synthetic" and (not isinstance(spec.n, int) or spec.n < 10):
-        raise ConfigError(f"{where}.n={spec.n!r}: must be a whole number >= 10")
-    return spec
-
-
-def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
+def load_experiment(config: str | Path | Mapping[str, Any] | Experiment) -> Experiment:
     """Read and check an experiment YAML file (or an already parsed mapping).
 
     Parameters
     ----------
-    config : str, Path or Mapping
+    config : str, Path, Mapping or Experiment
 
     Returns
     -------
@@ -172,109 +306,34 @@ def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
     Raises
     ------
     ConfigError
-        Naming the key that is missing, unknown or has a bad value.
+        Listing every problem, each with its key path: a missing, unknown or
+        misspelled key (with "did you mean"), a bad value, an unknown model family
+        or hyperparameter, the same model listed twice.
     FileNotFoundError
         If the file does not exist.
+
+    Examples
+    --------
+    >>> from plo_risk.training import load_experiment
+    >>> exp = load_experiment({"data": {"train": {"n": 500}},
+    ...                        "models": [{"name": "xgboost"},
+    ...                                   {"name": "xgboost", "params": {"max_depth": 2}}]})
+    >>> [m.name for m in exp.model_specs]
+    ['xgboost-1', 'xgboost-2']
     """
+    if isinstance(config, Experiment):
+        return config
     source_file = None
     if isinstance(config, (str, Path)):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"experiment file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        where = str(path)
-        source_file = str(path)
+        raw = read_yaml_file(config, "experiment file")
+        where = source_file = str(config)
     else:
         raw, where = config, "config"
-    raw = _check_keys(raw, _TOP_KEYS, where)
-    data = _check_keys(
-        _need(raw, "data", where), {"train", "test", "test_fraction"}, f"{where}: data"
-    )
-    train_spec = _data_spec(
-        _need(data, "train", f"{where}: data"), f"{where}: data.train"
-    )
-    test_spec = (
-        _data_spec(data["test"], f"{where}: data.test")
-        if data.get("test") is not None
-        else None
-    )
-    models_raw = _need(raw, "models", where)
-    if not isinstance(models_raw, list) or not models_raw:
-        raise ConfigError(f"{where}: models must be a non-empty list")
-    models = []
-    for i, m in enumerate(models_raw):
-        m = _check_keys(m, {"name", "params"}, f"{where}: models[{i}]")
-        name = _need(m, "name", f"{where}: models[{i}]")
-        if name not in MODEL_NAMES:
-            raise ConfigError(
-                f"{where}: models[{i}].name={name!r}: must be one of "
-                f"{', '.join(MODEL_NAMES)}"
-            )
-        models.append((name, dict(m.get("params") or {})))
-    cv = _check_keys(raw.get("cv"), {"folds"}, f"{where}: cv")
-    ev = _check_keys(
-        raw.get("evaluation"), {"n_boot", "ci", "subgroups"}, f"{where}: evaluation"
-    )
-    champ = _check_keys(
-        raw.get("champion"),
-        {"metric", "min_improvement", "register"},
-        f"{where}: champion",
-    )
-    tracking = _check_keys(raw.get("mlflow"), {"experiment"}, f"{where}: mlflow")
-    interval = _check_keys(raw.get("interval"), {"n_models"}, f"{where}: interval")
-    n_models = interval.get("n_models", 10)
-    if not isinstance(n_models, int) or not (n_models == 0 or n_models >= 2):
-        raise ConfigError(
-            f"{where}: interval.n_models={n_models!r}: must be 0 (no "
-            "interval) or a whole number >= 2"
-        )
-    thresholds = raw.get("thresholds", {"moderate": 0.02, "high": 0.10})
-    if not isinstance(thresholds, Mapping) or not all(
-        isinstance(v, (int, float)) and 0 < v < 1 for v in thresholds.values()
-    ):
-        raise ConfigError(
-            f"{where}: thresholds={thresholds!r}: must map category "
-            "names to probabilities in (0, 1)"
-        )
-    metric = champ.get("metric", "auroc")
-    if metric not in _METRICS_HIGHER_BETTER:
-        raise ConfigError(
-            f"{where}: champion.metric={metric!r}: must be one of "
-            f"{', '.join(_METRICS_HIGHER_BETTER)}"
-        )
-    fraction = data.get("test_fraction", 0.3)
-    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(
-            f"{where}: data.test_fraction={fraction!r}: must be in (0, 1)"
-        )
-    folds = cv.get("folds", 5)
-    if not isinstance(folds, int) or folds < 2:
-        raise ConfigError(f"{where}: cv.folds={folds!r}: must be a whole number >= 2")
-    return Experiment(
-        name=str(
-            raw.get("name") or (Path(source_file).stem if source_file else "experiment")
-        ),
-        description=str(raw.get("description") or ""),
-        train=train_spec,
-        test=test_spec,
-        test_fraction=float(fraction),
-        models=tuple(models),
-        cv_folds=folds,
-        seed=int(raw.get("seed", 0)),
-        thresholds={str(k): float(v) for k, v in thresholds.items()},
-        n_boot=int(ev.get("n_boot", 200)),
-        ci=float(ev.get("ci", 0.95)),
-        subgroups=tuple(ev.get("subgroups", ("age_band", "ancestry", "parity_band"))),
-        champion_metric=metric,
-        champion_min_improvement=float(champ.get("min_improvement", 0.0)),
-        register=bool(champ.get("register", True)),
-        interval_models=n_models,
-        experiment_name=str(tracking.get("experiment", "plo-risk")),
-        source_file=source_file,
-    )
+    exp = parse_config(Experiment, raw, where, extra_problems=_model_problems(raw))
+    if "name" not in raw and source_file:
+        exp = exp.model_copy(update={"name": Path(source_file).stem})
+    exp._source_file = source_file
+    return exp
 
 
 # ----------------------------------------------------------------------- data
@@ -293,8 +352,6 @@ class Dataset:
 
 def _read(spec: DataSpec) -> tuple[pd.DataFrame, str]:
     if spec.source == "synthetic":
-        from plo_risk.synthetic import generate_cohort
-
         df = generate_cohort(
             spec.n,
             setting=spec.setting,
@@ -314,23 +371,22 @@ def _read(spec: DataSpec) -> tuple[pd.DataFrame, str]:
     elif path.suffix.lower() == ".csv":
         df = pd.read_csv(path)
     else:
-        raise ConfigError(f"data file {path}: must end in .csv or .parquet")
+        raise ConfigError(str(path), ["data file: must end in .csv or .parquet"])
     return df, f"file {path}"
 
 
 def _dataset(df: pd.DataFrame, spec: DataSpec, description: str) -> Dataset:
-    from plo_risk.schema import OUTCOME_COLUMN, validate_frame
-
     if OUTCOME_COLUMN not in df.columns:
         raise ConfigError(
-            f"{description}: has no '{OUTCOME_COLUMN}' column (the outcome to train on)"
+            description,
+            [f"has no '{OUTCOME_COLUMN}' column (the outcome to train on)"],
         )
     res = validate_frame(df, units=spec.units, unknown="ignore")
     y = res.valid[OUTCOME_COLUMN].to_numpy(dtype=np.int64)
     X = res.valid.drop(
         columns=[
             c
-            for c in ("patient_id", OUTCOME_COLUMN, "true_risk")
+            for c in (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
             if c in res.valid.columns
         ]
     )
@@ -343,16 +399,17 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
     A separate ``test`` source is used when given; otherwise a stratified
     ``test_fraction`` of the training source is held out (seeded).
     """
-    from sklearn.model_selection import train_test_split
-
-    df, desc = _read(exp.train)
-    if exp.test is not None:
-        tdf, tdesc = _read(exp.test)
-        return _dataset(df, exp.train, desc), _dataset(tdf, exp.test, tdesc)
-    full = _dataset(df, exp.train, desc)
+    df, desc = _read(exp.data.train)
+    if exp.data.test is not None:
+        tdf, tdesc = _read(exp.data.test)
+        return (
+            _dataset(df, exp.data.train, desc),
+            _dataset(tdf, exp.data.test, tdesc),
+        )
+    full = _dataset(df, exp.data.train, desc)
     idx = np.arange(len(full.y))
     tr, te = train_test_split(
-        idx, test_size=exp.test_fraction, stratify=full.y, random_state=exp.seed
+        idx, test_size=exp.data.test_fraction, stratify=full.y, random_state=exp.seed
     )
     share = (full.n_rejected * len(tr)) // max(len(idx), 1)
     train = Dataset(
@@ -371,42 +428,22 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
 # ----------------------------------------------------------------- tracking
 
 
-def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<cwd>/mlflow.db``."""
-    return (
-        os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
-    )
-
-
-def ensure_tracking_uri(tracking_uri: str | None = None) -> str:
-    """Point MLflow (tracking and registry) at ``tracking_uri`` or the default."""
-    import mlflow
-
-    uri = tracking_uri or default_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
-
-
 def _setup_mlflow(exp: Experiment, tracking_uri: str | None):
-    import logging
-
-    import mlflow
+    import mlflow  # optional heavy import: only when runs are logged
 
     uri = ensure_tracking_uri(tracking_uri)
     # MLflow's alembic migrations log at INFO on a new database; keep them quiet.
     for name in ("alembic", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
     client = mlflow.MlflowClient()
-    found = client.get_experiment_by_name(exp.experiment_name)
+    found = client.get_experiment_by_name(exp.mlflow.experiment)
     if found is None:
         location = None
         if uri.startswith("sqlite:///"):
             db = Path(uri[len("sqlite:///") :])
             location = (db.parent / "mlartifacts").resolve().as_uri()
         exp_id = client.create_experiment(
-            exp.experiment_name, artifact_location=location
+            exp.mlflow.experiment, artifact_location=location
         )
     else:
         exp_id = found.experiment_id
@@ -427,6 +464,8 @@ class ModelResult:
     seconds: float
     run_id: str | None = None
     model_uri: str | None = None
+    family: str | None = None
+    params: dict[str, Any] | None = None
 
     def estimate(self, metric: str) -> float:
         """Point estimate of one metric on the held-out data."""
@@ -462,28 +501,27 @@ class CompareResult:
             row["run_id"] = r.run_id
             rows.append(row)
         board = pd.DataFrame(rows)
-        higher = _METRICS_HIGHER_BETTER[self.experiment.champion_metric]
+        metric = self.experiment.champion.metric
         return board.sort_values(
-            self.experiment.champion_metric, ascending=not higher
+            metric, ascending=not _METRICS_HIGHER_BETTER[metric]
         ).reset_index(drop=True)
 
 
 def _evaluate(
     model: Any, test: Dataset, exp: Experiment
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from plo_risk.evaluation import age_band, evaluate, evaluate_subgroups, parity_band
-
     p = model.predict_proba(test.X)[:, 1]
+    ev = exp.evaluation
     metrics = evaluate(
         test.y,
         p,
         thresholds=exp.thresholds,
-        n_boot=exp.n_boot,
-        ci=exp.ci,
+        n_boot=ev.n_boot,
+        ci=ev.ci,
         seed=exp.seed,
     )
     groups = {}
-    for g in exp.subgroups:
+    for g in ev.subgroups:
         if g == "age_band":
             groups[g] = age_band(test.X["age_years"].to_numpy())
         elif g == "parity_band":
@@ -492,8 +530,8 @@ def _evaluate(
             groups[g] = test.X[g].to_numpy()
         else:
             raise ConfigError(
-                f"evaluation.subgroups: {g!r} is neither age_band, "
-                "parity_band nor a catalog field"
+                "evaluation.subgroups",
+                [f"{g!r} is neither age_band, parity_band nor a catalog field"],
             )
     subgroups = (
         evaluate_subgroups(
@@ -501,8 +539,8 @@ def _evaluate(
             p,
             groups,
             thresholds=exp.thresholds,
-            n_boot=min(exp.n_boot, 100),
-            ci=exp.ci,
+            n_boot=min(ev.n_boot, 100),
+            ci=ev.ci,
             seed=exp.seed,
         )
         if groups
@@ -515,34 +553,35 @@ def _metric_key(name: str) -> str:
     return name.replace("@", "_at_").replace(" ", "_")
 
 
-def _fit_one(
-    name: str, params: dict, exp: Experiment, train: Dataset, test: Dataset
-) -> ModelResult:
+def _fit_one(spec: ModelSpec, exp: Experiment, train: Dataset, test: Dataset):
     start = time.perf_counter()
     model = make_model(
-        name,
-        params=params,
+        spec.family,
+        params=spec.params,
         thresholds=exp.thresholds,
-        cv=exp.cv_folds,
+        cv=exp.cv.folds,
         random_state=exp.seed,
     )
-    if name == "hist_gradient_boosting":
-        # scikit-learn's OpenMP threads spin-wait: when another process shares the
-        # cores a fit slows 10-20x (measured here). One thread costs ~1.5x at most.
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="openmp"):
-            model.fit(train.X, train.y)
-    else:
+    with get_family(spec.family).fit_context():
         model.fit(train.X, train.y)
-    if name == "xgboost" and exp.interval_models:
-        from plo_risk.models import fit_bootstrap_ensemble
-
+    if exp.interval.n_models:
         fit_bootstrap_ensemble(
-            model, train.X, train.y, n_models=exp.interval_models, random_state=exp.seed
+            model,
+            train.X,
+            train.y,
+            n_models=exp.interval.n_models,
+            random_state=exp.seed,
         )
     metrics, subgroups = _evaluate(model, test, exp)
-    return ModelResult(name, model, metrics, subgroups, time.perf_counter() - start)
+    return ModelResult(
+        spec.name,
+        model,
+        metrics,
+        subgroups,
+        time.perf_counter() - start,
+        family=spec.family,
+        params={**get_family(spec.family).default_params, **spec.params},
+    )
 
 
 def _log_model_run(
@@ -553,15 +592,12 @@ def _log_model_run(
     test: Dataset,
     workdir: Path,
 ) -> None:
-    from plo_risk.assess import reference_values
-    from plo_risk.bundle import data_fingerprint, save_bundle
-    from plo_risk.models import DEFAULT_PARAMS
-
-    params = {**DEFAULT_PARAMS[result.name], **dict(exp.models)[result.name]}
+    params = dict(result.params or {})
     mlflow.log_params(
         {
             "model": result.name,
-            "cv_folds": exp.cv_folds,
+            "family": result.family,
+            "cv_folds": exp.cv.folds,
             "seed": exp.seed,
             **{f"param.{k}": v for k, v in params.items()},
             **{f"threshold.{k}": v for k, v in exp.thresholds.items()},
@@ -594,13 +630,11 @@ def _log_model_run(
         mlflow.log_text(result.subgroups.to_csv(index=False), "subgroups.csv")
     for fig_name, fig in _plots(result, test, exp).items():
         mlflow.log_figure(fig, f"plots/{fig_name}.png")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
     fingerprint = data_fingerprint(train.X, train.y)
     mlflow.set_tags(
         {
             "plo_risk.model": result.name,
+            "plo_risk.family": str(result.family),
             "plo_risk.catalog_sha256": load_catalog().sha256,
             "plo_risk.train_sha256": fingerprint["sha256"],
         }
@@ -636,7 +670,7 @@ def _log_model_run(
 def _log_pyfunc(mlflow, bundle_dir: Path):
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=str(Path(__file__).with_name("_mlflow_model.py")),
+        python_model=str(PYFUNC_ENTRY),
         artifacts={"bundle": str(bundle_dir)},
         pip_requirements=_pip_requirements(),
         signature=_signature(),
@@ -646,7 +680,7 @@ def _log_pyfunc(mlflow, bundle_dir: Path):
 def _signature():
     """Input: every catalog field, optional and of any type (validation is ours, so a
     bad cell becomes that row's error rather than a failed request); output: risk."""
-    from mlflow.models import ModelSignature
+    from mlflow.models import ModelSignature  # optional heavy import (mlflow)
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
     inputs = [ColSpec(AnyType(), "patient_id", required=False)]
@@ -670,8 +704,6 @@ def _signature():
 
 
 def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
-
     reqs = []
     for dist in (
         "plo-risk",
@@ -687,52 +719,21 @@ def _pip_requirements() -> list[str]:
     ):
         try:
             reqs.append(f"{dist}=={version(dist)}")
-        except Exception:  # noqa: BLE001
+        except PackageNotFoundError:
             continue
     return reqs
 
 
 def _plots(result: ModelResult, test: Dataset, exp: Experiment) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    from plo_risk.evaluation import calibration_curve, decision_curve
-
+    """The run's plots as bare figures (no pyplot: no global backend is touched)."""
     p = result.model.predict_proba(test.X)[:, 1]
-    figs = {}
-    fig, ax = plt.subplots(figsize=(5, 5))
-    cal = calibration_curve(test.y, p, n_bins=10)
-    top = float(max(cal.iloc[:, 0].max(), cal.iloc[:, 1].max()) * 1.05)
-    ax.plot([0, top], [0, top], ls="--", color="grey", label="ideal")
-    ax.plot(cal.iloc[:, 0], cal.iloc[:, 1], marker="o", label=result.name)
-    ax.set(
-        xlabel="predicted risk",
-        ylabel="observed fracture rate",
-        title=f"Calibration ({result.name})",
-    )
-    ax.legend()
-    figs["calibration"] = fig
-    fig, ax = plt.subplots(figsize=(5, 5))
-    fpr, tpr, _ = roc_curve(test.y, p)
-    ax.plot(fpr, tpr, label=f"{result.name} (AUROC {result.estimate('auroc'):.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey")
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
-    ax.legend()
-    figs["roc"] = fig
-    fig, ax = plt.subplots(figsize=(6, 4))
-    hi = max(exp.thresholds.values()) * 2
-    dc = decision_curve(test.y, p, np.linspace(0.005, min(hi, 0.5), 60))
-    ax.plot(dc["threshold"], dc["net_benefit_model"], label=result.name)
-    ax.plot(dc["threshold"], dc["net_benefit_all"], ls="--", label="treat all")
-    ax.axhline(0, color="grey", lw=1, label="treat none")
-    ax.set_ylim(bottom=min(-0.005, float(dc["net_benefit_model"].min())))
-    ax.set(xlabel="threshold probability", ylabel="net benefit", title="Decision curve")
-    ax.legend()
-    figs["decision_curve"] = fig
-    return figs
+    return {
+        "calibration": calibration_figure(
+            test.y, {result.name: p}, title=f"Calibration ({result.name})"
+        ),
+        "roc": roc_figure(test.y, p, result.estimate("auroc"), result.name),
+        "decision_curve": decision_figure(test.y, p, exp.thresholds, result.name),
+    }
 
 
 # -------------------------------------------------------------- champion
@@ -740,14 +741,12 @@ def _plots(result: ModelResult, test: Dataset, exp: Experiment) -> dict[str, Any
 
 def _current_champion(client, mlflow):
     """(version, loaded model) of the current champion, or (None, None)."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # optional heavy import (mlflow)
 
     try:
         mv = client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
     except MlflowException:
         return None, None
-    from plo_risk.bundle import BundleError, load_bundle
-
     try:
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(
@@ -762,9 +761,8 @@ def _current_champion(client, mlflow):
 def _decide(
     exp: Experiment, best: ModelResult, current: Any, test: Dataset
 ) -> tuple[bool, str]:
-    from plo_risk import evaluation
-
-    metric = exp.champion_metric
+    metric = exp.champion.metric
+    min_improvement = exp.champion.min_improvement
     new = best.estimate(metric)
     if current is None:
         return True, f"no champion yet; {best.name} {metric}={new:.4f}"
@@ -774,19 +772,19 @@ def _decide(
             f"replaced by {best.name}"
         )
     p_old = current.predict_proba(test.X)[:, 1]
-    old = float(getattr(evaluation, metric)(test.y, p_old))
+    old = float(getattr(metric_functions, metric)(test.y, p_old))
     higher = _METRICS_HIGHER_BETTER[metric]
     gain = (new - old) if higher else (old - new)
-    if gain > exp.champion_min_improvement:
+    if gain > min_improvement:
         return True, (
             f"{best.name} {metric}={new:.4f} beats the champion's "
             f"{old:.4f} on the same held-out data by {gain:.4f} "
-            f"(> {exp.champion_min_improvement})"
+            f"(> {min_improvement})"
         )
     return False, (
         f"kept the champion: its {metric}={old:.4f} vs {best.name} "
         f"{new:.4f} on the same held-out data (improvement {gain:.4f} "
-        f"not > {exp.champion_min_improvement})"
+        f"not > {min_improvement})"
     )
 
 
@@ -801,11 +799,13 @@ def _run(
     progress: Callable[[str], None] | None,
 ) -> CompareResult:
     say = progress or (lambda _msg: None)
+    specs = exp.model_specs
     say("loading data")
     train_ds, test_ds = load_data(exp)
     mlflow, client, exp_id, uri = _setup_mlflow(exp, tracking_uri)
     results: list[ModelResult] = []
     parent_id = None
+    metric = exp.champion.metric
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         parent = (
@@ -822,26 +822,24 @@ def _run(
                 mlflow.log_params(
                     {
                         "experiment": exp.name,
-                        "models": ",".join(n for n, _ in exp.models),
-                        "champion_metric": exp.champion_metric,
+                        "models": ",".join(s.name for s in specs),
+                        "champion_metric": metric,
                     }
                 )
                 if exp.source_file:
                     mlflow.log_artifact(exp.source_file, "config")
-            for name, params in exp.models:
-                say(f"fitting {name}")
-                result = _fit_one(name, params, exp, train_ds, test_ds)
+            for spec in specs:
+                say(f"fitting {spec.name}")
+                result = _fit_one(spec, exp, train_ds, test_ds)
                 with mlflow.start_run(
-                    experiment_id=exp_id, run_name=name, nested=nested
+                    experiment_id=exp_id, run_name=spec.name, nested=nested
                 ):
                     _log_model_run(mlflow, result, exp, train_ds, test_ds, workdir)
                 results.append(result)
-            higher = _METRICS_HIGHER_BETTER[exp.champion_metric]
-            best = sorted(
-                results, key=lambda r: r.estimate(exp.champion_metric), reverse=higher
-            )[0]
+            higher = _METRICS_HIGHER_BETTER[metric]
+            best = sorted(results, key=lambda r: r.estimate(metric), reverse=higher)[0]
             champion, version, replaced, reason = None, None, False, "not registered"
-            if exp.register:
+            if exp.champion.register_champion:
                 say("choosing the champion")
                 current_version, current = _current_champion(client, mlflow)
                 replaced, reason = _decide(exp, best, current, test_ds)
@@ -860,10 +858,7 @@ def _run(
                             "plo_risk.best_model": best.name,
                         }
                     )
-                    mlflow.log_metric(
-                        f"best_{exp.champion_metric}",
-                        best.estimate(exp.champion_metric),
-                    )
+                    mlflow.log_metric(f"best_{metric}", best.estimate(metric))
         finally:
             if parent is not None:
                 mlflow.end_run()
@@ -893,7 +888,8 @@ def train(
     Parameters
     ----------
     config : path, mapping or Experiment
-        The experiment (e.g. ``training/baseline.yaml``).
+        The experiment (e.g. ``training/baseline.yaml``); checked whole before any
+        work (:func:`load_experiment`).
     tracking_uri : str, default=None
         MLflow tracking URI; default :func:`default_tracking_uri`.
     progress : callable, default=None
@@ -903,7 +899,7 @@ def train(
     -------
     CompareResult
     """
-    exp = config if isinstance(config, Experiment) else load_experiment(config)
+    exp = load_experiment(config)
     return _run(exp, nested=False, tracking_uri=tracking_uri, progress=progress)
 
 
@@ -924,7 +920,8 @@ def compare(
     Parameters
     ----------
     config : path, mapping or Experiment
-        The experiment (e.g. ``training/compare.yaml``).
+        The experiment (e.g. ``training/compare.yaml``); checked whole before any
+        work (:func:`load_experiment`).
     tracking_uri : str, default=None
     progress : callable, default=None
 
@@ -932,5 +929,5 @@ def compare(
     -------
     CompareResult
     """
-    exp = config if isinstance(config, Experiment) else load_experiment(config)
+    exp = load_experiment(config)
     return _run(exp, nested=True, tracking_uri=tracking_uri, progress=progress)

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from scipy.special import expit
 
 from plo_risk import ValidationError
-from plo_risk.assess import RiskModel, reference_values
-from plo_risk.bundle import save_bundle
-from plo_risk.models import fit_bootstrap_ensemble, make_model
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import save_bundle
+from plo_risk.model.ensemble import fit_bootstrap_ensemble
+from plo_risk.model.zoo import make_model
+from plo_risk.serve import RiskModel
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}
 
@@ -86,8 +88,8 @@ def test_assess_gives_risk_category_interval_and_factors(risk_model):
 def test_assess_equals_contributions_of_the_one_row_frame(risk_model):
     # assess explains the record on numpy arrays; the public contributions() of
     # the one-row canonical frame must give the very same numbers.
+    from plo_risk.data.schema import validate_record
     from plo_risk.explain import contributions
-    from plo_risk.schema import validate_record
 
     for record in (PATIENT, {"age_years": 30, "parity": 1, "months_postpartum": 2}):
         a = risk_model.assess(record)
@@ -131,7 +133,7 @@ def test_considerations_cite_the_seed(risk_model):
 
 
 def test_bisphosphonate_caution_for_high_risk(risk_model):
-    from plo_risk.assess import considerations_for
+    from plo_risk.serve.assessment import considerations_for
 
     cons = considerations_for({"breastfeeding_now": True}, "high")
     bis = next(c for c in cons if c.topic == "bisphosphonates")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from plo_risk.bundle import BundleError, load_bundle, read_manifest, save_bundle
-from plo_risk.catalog import load_catalog
-from plo_risk.models import MODEL_NAMES, make_model
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import BundleError, load_bundle, read_manifest, save_bundle
+from plo_risk.model.zoo import MODEL_NAMES, make_model
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,22 @@ def test_manifest_lists_versions_hashes_and_fingerprint(bundles):
 def test_not_a_bundle(tmp_path):
     with pytest.raises(BundleError, match="not a bundle folder"):
         load_bundle(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_family_keeps_its_interval_ensemble(data, tmp_path, name):
+    # The first wave saved the bootstrap ensemble of xgboost only: a loaded HGB,
+    # logistic or rule model had no interval.
+    from plo_risk.model import ensemble_risks, fit_bootstrap_ensemble
+
+    X, y = data
+    model = make_model(name, params=_SMALL[name], cv=3).fit(X, y)
+    fit_bootstrap_ensemble(model, X, y, n_models=3, random_state=1)
+    path = save_bundle(model, tmp_path / name, model_name=name)
+    loaded, _ = load_bundle(path)
+    assert len(loaded.ensemble_) == 3
+    np.testing.assert_allclose(
+        ensemble_risks(loaded, X.head(50)),
+        ensemble_risks(model, X.head(50)),
+        rtol=1e-12,
+    )

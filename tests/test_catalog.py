@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plo_risk.catalog import CatalogError, load_catalog
+from plo_risk.data.catalog import CatalogError, load_catalog
 
 CAT = load_catalog()
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_catalog_hash_changes_with_content(tmp_path):
 
 
 def test_features_readme_is_up_to_date():
-    from plo_risk.catalog import catalog_markdown
+    from plo_risk.data.catalog import catalog_markdown
 
     readme = (REPO / "features" / "README.md").read_text()
     assert readme == catalog_markdown(CAT), (

@@ -9,16 +9,24 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from plo_risk._io import TEMP_GLOB
-from plo_risk.catalog import catalog_markdown
 from plo_risk.cli import app
+from plo_risk.data.catalog import catalog_markdown
+from plo_risk.utils.atomic import TEMP_GLOB
 
 runner = CliRunner()
 
 
 VERBS = (
-    "catalog", "generate", "ingest", "train", "compare", "assess", "score",
-    "report", "validate", "demo",
+    "catalog",
+    "generate",
+    "ingest",
+    "train",
+    "compare",
+    "assess",
+    "score",
+    "report",
+    "validate",
+    "demo",
 )
 
 
@@ -96,7 +104,7 @@ def test_train_bad_config_is_a_clear_error(tmp_path):
     config.write_text("name: x\nmodles: []\n")
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2
-    assert "unknown keys 'modles'" in result.output
+    assert "unknown key 'modles' (did you mean 'models'?)" in result.output
     assert "Traceback" not in result.output
 
 
@@ -109,18 +117,29 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
         app, ["demo", "--out-dir", str(out), "--n", "2000", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    for name in ("cohort.parquet", "rejects.csv", "mlflow.db", "assessment.json",
-                 "model_card.html", "population_cohort.csv", "scored/manifest.json"):
+    for name in (
+        "cohort.parquet",
+        "rejects.csv",
+        "mlflow.db",
+        "assessment.json",
+        "model_card.html",
+        "population_cohort.csv",
+        "scored/manifest.json",
+    ):
         assert (out / name).is_file()
     assert "PLO fracture risk:" in result.output
     text = result.output
     assert "models:/plo-risk@champion" in text
     # Every output the closing summary names exists.
     summary = text.split("where everything is", 1)[1]
-    named = [line.split(": ", 1)[1].strip() for line in summary.splitlines()
-             if line.startswith("  ") and ": " in line]
-    paths = [p.replace("sqlite:///", "") for p in named
-             if p.startswith(("/", "sqlite:///"))]
+    named = [
+        line.split(": ", 1)[1].strip()
+        for line in summary.splitlines()
+        if line.startswith("  ") and ": " in line
+    ]
+    paths = [
+        p.replace("sqlite:///", "") for p in named if p.startswith(("/", "sqlite:///"))
+    ]
     assert len(paths) >= 7, summary
     for p in paths:
         assert list(Path("/").glob(p.lstrip("/"))), f"named but missing: {p}"
@@ -132,20 +151,29 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_bundle(tmp_path_factory):
-    from plo_risk.assess import reference_values
-    from plo_risk.bundle import save_bundle
-    from plo_risk.models import fit_bootstrap_ensemble, make_model
-    from plo_risk.schema import validate_frame
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.data.reference import reference_values
+    from plo_risk.data.schema import validate_frame
+    from plo_risk.data.synthetic import generate_cohort
+    from plo_risk.model.bundle import save_bundle
+    from plo_risk.model.ensemble import fit_bootstrap_ensemble
+    from plo_risk.model.zoo import make_model
 
     valid = validate_frame(generate_cohort(3000, seed=4)).valid
     y = valid["fracture"].to_numpy()
     X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
-    model = make_model("xgboost", params={"n_estimators": 40}, cv=3,
-                       thresholds={"moderate": 0.02, "high": 0.1}).fit(X, y)
+    model = make_model(
+        "xgboost",
+        params={"n_estimators": 40},
+        cv=3,
+        thresholds={"moderate": 0.02, "high": 0.1},
+    ).fit(X, y)
     fit_bootstrap_ensemble(model, X, y, n_models=3)
-    return save_bundle(model, tmp_path_factory.mktemp("m") / "bundle",
-                       model_name="xgboost", extra={"reference": reference_values(X)})
+    return save_bundle(
+        model,
+        tmp_path_factory.mktemp("m") / "bundle",
+        model_name="xgboost",
+        extra={"reference": reference_values(X)},
+    )
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
@@ -153,9 +181,18 @@ def test_assess_prints_an_explained_risk(tmp_path, small_bundle, as_json):
     import json
 
     patient = tmp_path / "patient.json"
-    patient.write_text(json.dumps({
-        "age_years": 31, "parity": 1, "months_postpartum": 3, "vitamin_d_25oh": 40,
-        "units": {"vitamin_d_25oh": "nmol/L"}, "z_lumbar_spine": -2.4}))
+    patient.write_text(
+        json.dumps(
+            {
+                "age_years": 31,
+                "parity": 1,
+                "months_postpartum": 3,
+                "vitamin_d_25oh": 40,
+                "units": {"vitamin_d_25oh": "nmol/L"},
+                "z_lumbar_spine": -2.4,
+            }
+        )
+    )
     args = ["assess", "--model", str(small_bundle), "--patient", str(patient)]
     result = runner.invoke(app, args + (["--json"] if as_json else []))
     assert result.exit_code == 0, result.output
@@ -169,16 +206,22 @@ def test_assess_prints_an_explained_risk(tmp_path, small_bundle, as_json):
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [("{not json", "not valid JSON"),
-     ('{"age_years": 31, "parity": 1, "months_postpartum": -9}', "months_postpartum=-9"),
-     ("[1, 2]", "one JSON object")],
+    [
+        ("{not json", "not valid JSON"),
+        (
+            '{"age_years": 31, "parity": 1, "months_postpartum": -9}',
+            "months_postpartum=-9",
+        ),
+        ("[1, 2]", "one JSON object"),
+    ],
     ids=["bad-json", "bad-value", "not-an-object"],
 )
 def test_assess_bad_patient_file(tmp_path, small_bundle, content, match):
     patient = tmp_path / "p.json"
     patient.write_text(content)
-    result = runner.invoke(app, ["assess", "--model", str(small_bundle),
-                                 "--patient", str(patient)])
+    result = runner.invoke(
+        app, ["assess", "--model", str(small_bundle), "--patient", str(patient)]
+    )
     assert result.exit_code == 2 and match in result.output
     assert "Traceback" not in result.output
 
@@ -186,6 +229,7 @@ def test_assess_bad_patient_file(tmp_path, small_bundle, content, match):
 def test_assess_bad_model_path(tmp_path):
     patient = tmp_path / "p.json"
     patient.write_text('{"age_years": 31, "parity": 1, "months_postpartum": 2}')
-    result = runner.invoke(app, ["assess", "--model", str(tmp_path / "none"),
-                                 "--patient", str(patient)])
+    result = runner.invoke(
+        app, ["assess", "--model", str(tmp_path / "none"), "--patient", str(patient)]
+    )
     assert result.exit_code == 2 and "no such bundle" in result.output

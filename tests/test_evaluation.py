@@ -16,7 +16,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from plo_risk import evaluation as ev
+from plo_risk.evaluate import metrics as ev
 
 
 def _simulate(n, *, seed=0, mean_logit=-2.5, sd_logit=1.0):
@@ -134,7 +134,7 @@ def test_calibration_slope_that_does_not_exist_warns_and_is_nan(y, p, reason):
 # --------------------------------------------------------------------------- ICI
 
 
-@pytest.mark.parametrize("method", ["spline", "lowess"])
+@pytest.mark.parametrize("method", ["loess", "spline"])
 def test_ici_is_small_when_calibrated_and_larger_when_not(method):
     y, true = _simulate(50_000, seed=4)
     calibrated = ev.ici(y, true, method=method)
@@ -144,12 +144,76 @@ def test_ici_is_small_when_calibrated_and_larger_when_not(method):
     assert overpredicting > 5 * calibrated
 
 
-def test_ici_methods_agree_on_a_miscalibrated_model():
-    y, true = _simulate(50_000, seed=5)
-    p = expit(1.5 * logit(true) + 0.8)
-    assert ev.ici(y, p, method="lowess") == pytest.approx(
-        ev.ici(y, p, method="spline"), abs=0.005
-    )
+def _r_reference_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The data the committed R values below were computed on.
+
+    Only ``Generator.random`` (the most stable numpy stream): p from a
+    Kumaraswamy(1.2, 17) on (0.001, 0.6) (mean about 0.05, right-skewed like the
+    risks of a referral cohort), the true risk ``expit(0.8 logit(p) - 0.3)``
+    (over-prediction with slope 0.8), y ~ Bernoulli(true risk).
+    """
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    k = (1.0 - (1.0 - u) ** (1.0 / 17.0)) ** (1.0 / 1.2)
+    p = 0.001 + 0.599 * k
+    true = expit(0.8 * logit(p) - 0.3)
+    y = (rng.random(n) < true).astype(np.float64)
+    return y, p
+
+
+# ICI of Austin & Steyerberg computed by R 4.2.2 (Debian r-base-core 4.2.2):
+#   fit <- loess(y ~ p)                      # R's defaults
+#   mean(abs(p - predict(fit, newdata = p)))
+# on _r_reference_data(n, seed), printed with 15 significant digits.
+R_LOESS_ICI = [
+    (20_000, 8281, 0.0131935084483278),
+    (500, 4051, 0.0125177284531962),
+    (2_000, 4065, 0.0147020770471027),
+]
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "r_value"), R_LOESS_ICI, ids=["20k", "500", "2k"]
+)
+def test_ici_is_rs_loess_ici(n, seed, r_value):
+    # The issue asks for 1e-3 on 20k rows; the port of R's algorithm gives ~1e-15.
+    y, p = _r_reference_data(n, seed)
+    assert ev.ici(y, p) == pytest.approx(r_value, abs=1e-10)
+
+
+def test_loess_of_heavily_tied_risks_is_rs():
+    # R warns ("pseudoinverse used") and returns a fit whose mean |p - fit| is
+    # 0.064 here (scikit-misc raises instead); so must the port.
+    from plo_risk.evaluate.loess import loess_fit
+
+    y, p = _r_reference_data(10, 10)
+    p = np.round(p, 2)
+    assert np.mean(np.abs(p - loess_fit(p, y))) == pytest.approx(0.064, abs=1e-9)
+
+
+def test_ici_curve_matches_scikit_misc_loess():
+    # scikit-misc (a test extra) wraps the netlib loess code R compiles.
+    import skmisc.loess as skmisc_loess
+
+    y, p = _simulate(3_000, seed=9)
+    p = np.round(expit(1.3 * logit(p) - 0.2), 3)  # ties, miscalibrated
+    lo = skmisc_loess.loess(p, y.astype(float), trace_hat="approximate")
+    lo.fit()
+    ours = ev.loess_calibration_curve(y, p)[1]
+    order = np.argsort(p, kind="stable")
+    np.testing.assert_allclose(ours, lo.outputs.fitted_values[order], atol=1e-12)
+
+
+def test_the_first_waves_spline_ici_is_not_the_papers():
+    # The spline estimate is kept under its own name; it is not the ICI.
+    y, p = _r_reference_data(500, 4051)
+    assert ev.ici(y, p, method="spline") == pytest.approx(0.75 * ev.ici(y, p), rel=0.05)
+
+
+def test_evaluate_reports_the_papers_ici():
+    y, p = _r_reference_data(2_000, 4065)
+    table = ev.evaluate(y, p, n_boot=0)
+    assert table.loc["ici", "estimate"] == pytest.approx(0.0147020770471027, abs=1e-10)
 
 
 def test_ici_spline_of_a_two_valued_score_is_its_mean_error():
@@ -158,31 +222,7 @@ def test_ici_spline_of_a_two_valued_score_is_its_mean_error():
     y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
     p = np.array([0.1] * 4 + [0.6] * 4)
     expected = (4 * abs(0.1 - 0.25) + 4 * abs(0.6 - 0.75)) / 8
-    assert ev.ici(y, p) == pytest.approx(expected, abs=1e-8)
-
-
-def _lowess_brute_force(x, y, span=0.75):
-    """Local quadratic fit at every x from its q nearest neighbours."""
-    n = x.shape[0]
-    q = int(math.floor(span * n))
-    out = np.empty(n)
-    for i, x0 in enumerate(x):
-        d = np.abs(x - x0)
-        near = np.argsort(d, kind="stable")[:q]
-        h = d[near].max()
-        w = np.clip(1 - (d[near] / h) ** 3, 0, None) ** 3
-        coef = np.polyfit(x[near] - x0, y[near], 2, w=np.sqrt(w))
-        out[i] = coef[-1]
-    return out
-
-
-def test_lowess_matches_a_brute_force_local_quadratic_fit():
-    rng = np.random.default_rng(6)
-    x = np.sort(rng.uniform(0, 1, 80))
-    y = (rng.random(80) < x).astype(float)
-    np.testing.assert_allclose(
-        ev._lowess_curve(x, y), _lowess_brute_force(x, y), atol=1e-8
-    )
+    assert ev.ici(y, p, method="spline") == pytest.approx(expected, abs=1e-8)
 
 
 # ------------------------------------------------------------ threshold metrics
@@ -528,8 +568,8 @@ def test_bad_inputs_are_refused(func, y, p, match):
             r"'thresholds\[1\]'.*\(0, 1\); got 0",
         ),
         (
-            lambda: ev.ici(TINY_Y, TINY_P, method="loess"),
-            r"'method' parameter of ici must be 'spline' or 'lowess'; got 'loess'",
+            lambda: ev.ici(TINY_Y, TINY_P, method="lowess"),
+            r"'method' parameter of ici must be 'loess' or 'spline'; got 'lowess'",
         ),
         (
             lambda: ev.calibration_curve(TINY_Y, TINY_P, n_bins=0),

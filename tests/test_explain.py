@@ -13,19 +13,20 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import threadpool_limits
 
-from plo_risk.catalog import load_catalog
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
 from plo_risk.explain import (
     Explanation,
-    _explainer_for,
     contributions,
     explain_cohort,
+    explainer_for,
     global_importance,
     plot_beeswarm,
     plot_waterfall,
 )
-from plo_risk.models import make_model, margin
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.model.calibration import margin
+from plo_risk.model.zoo import make_model
 
 CAT = load_catalog()
 FIELDS = list(CAT.names)
@@ -154,7 +155,7 @@ def test_logistic_field_depends_only_on_that_field(models, X, field):
 
 @pytest.mark.parametrize("name", ["xgboost", "clinical_rule"])
 def test_saved_and_loaded_model_explains_the_same(models, X, tmp_path, name):
-    from plo_risk.bundle import load_bundle, save_bundle
+    from plo_risk.model.bundle import load_bundle, save_bundle
 
     rows = X.iloc[:200]
     path = save_bundle(models[name], tmp_path / name, model_name=name)
@@ -426,10 +427,10 @@ def test_array_path_explains_bit_for_bit_like_frames(models, X, name):
     frames, and for one record as RiskModel.assess explains a patient."""
     model = models[name]
     rows = X.iloc[:400]
-    fast = _explainer_for(model)
+    fast = explainer_for(model)
     assert fast.arrays is not None
     assert fast.xgboost_arrays == (name == "xgboost")
-    slow = _explainer_for(model)
+    slow = explainer_for(model)
     slow.arrays, slow.xgboost_arrays = None, False  # the step-by-step frame path
     for by in ("field", "column"):
         v_fast, b_fast, c_fast = fast.explain(rows, by)

@@ -16,8 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from plo_risk.catalog import default_catalog_path, load_catalog
-from plo_risk.features import (
+from plo_risk.data.catalog import default_catalog_path, load_catalog
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.features import (
     CALCIUM_RECOMMENDED_MG_DAY,
     CTX_UPPER_REFERENCE_NG_ML,
     ENGINEERED_FEATURES,
@@ -37,8 +39,6 @@ from plo_risk.features import (
     pipeline_to_dict,
     transform_numpy,
 )
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
 
 CAT = load_catalog()
 NAN = math.nan
@@ -627,9 +627,10 @@ def test_feature_sources_refuses_foreign_steps(train):
         ("vitamin_d_band", -1),
         ("ctx_ratio", 1),
         ("lactation_x_parity", 1),
-        ("cumulative_lactation_months", 0),  # prior_lactation_months: no direction
+        # prior_lactation_months has no direction: lactation_months decides
+        ("cumulative_lactation_months", 1),
         ("p1np_ratio", 0),
-        ("turnover_uncoupling", 0),  # p1np has no direction
+        ("turnover_uncoupling", 1),  # p1np has no direction: ctx decides
         ("ancestry=european", 0),
         ("z_lumbar_spine_missing", 0),
         ("bmi_missing", 0),
@@ -648,6 +649,19 @@ def test_monotone_constraints_follow_catalog_for_every_field(fitted):
     for f in CAT:
         if f.dtype != "category":
             assert cons[f.name] == f.monotone, f.name
+
+
+def test_monotone_constraints_are_the_champions(fitted):
+    # One definition: the xgboost champion is fitted with exactly the non-zero
+    # constraints this function gives (the first wave's two definitions differed
+    # on cumulative_lactation_months and turnover_uncoupling).
+    from plo_risk.model import make_model
+
+    champion = make_model("xgboost").estimator[-1].get_params()["monotone_constraints"]
+    ours = {c: s for c, s in monotone_constraints(fitted, CAT).items() if s}
+    assert ours == champion
+    assert ours["cumulative_lactation_months"] == 1
+    assert ours["turnover_uncoupling"] == 1
 
 
 def test_monotone_rule_uses_the_sign_of_the_dependence():

@@ -16,19 +16,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import shuffle
 from threadpoolctl import threadpool_limits
 
-from plo_risk.catalog import load_catalog
-from plo_risk.models import (
-    MODEL_NAMES,
-    ClinicalRuleClassifier,
-    PlattCalibratedClassifier,
-    ensemble_risks,
-    fit_bootstrap_ensemble,
-    make_model,
-    margin,
-    recalibrate,
-)
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.calibration import PlattCalibratedClassifier, margin, recalibrate
+from plo_risk.model.ensemble import ensemble_risks, fit_bootstrap_ensemble
+from plo_risk.model.rule import ClinicalRuleClassifier
+from plo_risk.model.zoo import MODEL_NAMES, make_model
 
 CATALOG = load_catalog()
 THRESHOLDS = {"moderate": 0.02, "high": 0.1}
@@ -229,8 +223,11 @@ def test_recalibrate_moves_the_interval_ensemble_with_the_model(how):
     X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
     model = make_model("xgboost", params={"n_estimators": 20, "n_jobs": 1}, cv=2)
     fit_bootstrap_ensemble(model.fit(X, y), X, y, n_models=3)
-    kwargs = {"prevalence": 4.6e-4} if how == "prevalence" else {
-        "X": X, "y": (np.arange(len(y)) % 40 == 0).astype(int)}
+    kwargs = (
+        {"prevalence": 4.6e-4}
+        if how == "prevalence"
+        else {"X": X, "y": (np.arange(len(y)) % 40 == 0).astype(int)}
+    )
     new = recalibrate(model, **kwargs)
     shift = new.intercept_ - model.intercept_
     assert abs(shift) > 0.5
@@ -238,8 +235,10 @@ def test_recalibrate_moves_the_interval_ensemble_with_the_model(how):
         assert new_m["intercept"] - old_m["intercept"] == pytest.approx(shift)
     # The ensemble's risks move with the model's: logit difference == shift.
     np.testing.assert_allclose(
-        logit(ensemble_risks(new, X.head(50))) - logit(ensemble_risks(model, X.head(50))),
-        shift, atol=1e-6,
+        logit(ensemble_risks(new, X.head(50)))
+        - logit(ensemble_risks(model, X.head(50))),
+        shift,
+        atol=1e-6,
     )
 
 
@@ -474,7 +473,7 @@ def test_xgboost_margin_is_the_boosters_raw_margin(zoo, cohort):
 @pytest.mark.parametrize(
     ("name", "params", "match"),
     [
-        ("random_forest", None, "model name must be one of.*'random_forest'"),
+        ("random_forest", None, "model family must be one of.*'random_forest'"),
         ("xgboost", {"max_dept": 3}, "for xgboost: \\['max_dept'\\]"),
         ("logistic_regression", {"penalty": "l1"}, "\\['penalty'\\]"),
         ("clinical_rule", {"cutoff": -2.5}, "\\['cutoff'\\]"),

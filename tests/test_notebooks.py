@@ -10,8 +10,11 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["01_train_and_compare.ipynb", "02_clinician_api.ipynb",
-         "03_batch_scoring.ipynb"]
+NAMES = [
+    "01_train_and_compare.ipynb",
+    "02_clinician_api.ipynb",
+    "03_batch_scoring.ipynb",
+]
 
 
 def _builder():
@@ -36,12 +39,19 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3",
+        nb,
+        timeout=600,
+        kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()  # raises CellExecutionError, naming the cell, on any error
-    errors = [o for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
     # Every code cell ran and the last one produced output or passed its asserts.
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")

@@ -50,7 +50,7 @@ EXPERIMENT = {
 
 def _corrupted_cohort() -> pd.DataFrame:
     """600 population rows, a few of them bad in different ways."""
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.data.synthetic import generate_cohort
 
     df = generate_cohort(600, setting="population", seed=13)
     for col in ("parity", "age_years", "months_postpartum"):
@@ -65,9 +65,9 @@ def _corrupted_cohort() -> pd.DataFrame:
 def _produce() -> dict:
     """Every output the comparison covers, as plain data."""
     from plo_risk import compare, score_cohort
-    from plo_risk.assess import RiskModel
+    from plo_risk.data.synthetic import generate_cohort
     from plo_risk.report import model_card
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.serve import RiskModel
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -34,11 +34,22 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_contains_data_files(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "plo_risk/_data/catalog.yaml" in names
-    shipped = zipfile.ZipFile(wheel).read("plo_risk/_data/catalog.yaml")
-    assert shipped == (REPO / "features" / "catalog.yaml").read_bytes()
+# Every data file the package reads, as shipped in the wheel -> its repository path.
+SHIPPED = {
+    "plo_risk/_data/catalog.yaml": "features/catalog.yaml",
+    "plo_risk/_data/params.yaml": "data/synthetic/params.yaml",
+    "plo_risk/_data/DATASHEET.md": "data/synthetic/DATASHEET.md",
+    "plo_risk/_data/registry/mapping.yaml": "registry/mapping.yaml",
+    "plo_risk/_data/registry/omop_concepts.yaml": "registry/omop_concepts.yaml",
+    "plo_risk/report/tripod_ai.yaml": "plo_risk/report/tripod_ai.yaml",
+    "plo_risk/serve/mlflow_entry.py": "plo_risk/serve/mlflow_entry.py",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_wheel_contains_data_files(wheel, name):
+    shipped = zipfile.ZipFile(wheel).read(name)
+    assert shipped == (REPO / SHIPPED[name]).read_bytes()
 
 
 def test_installed_wheel_finds_catalog_from_another_folder(wheel, tmp_path):
@@ -74,3 +85,37 @@ def test_installed_wheel_finds_catalog_from_another_folder(wheel, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert str(target) in done.stdout
+
+
+def test_installed_wheel_card_embeds_the_datasheet(wheel, tmp_path):
+    # The first wave's card lost its datasheet in a wheel install: it was read
+    # from the repository, which a wheel does not have.
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    code = (
+        "from plo_risk.report import card; import plo_risk; "
+        "text = card._datasheet_text(); "
+        f"assert plo_risk.__file__.startswith({str(target)!r}), plo_risk.__file__; "
+        "assert text and 'Datasheet' in text[:400], text and text[:200]; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -10,7 +10,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_examples_run():
     result = doctest.testfile(
-        str(README), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+        str(README),
+        module_relative=False,
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
     )
     assert result.attempted > 0
     assert result.failed == 0

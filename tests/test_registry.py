@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -14,20 +15,21 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from plo_risk._io import TEMP_GLOB
-from plo_risk.catalog import load_catalog
 from plo_risk.cli import app
-from plo_risk.models import make_model
-from plo_risk.omop import load_concepts, read_omop
-from plo_risk.registry import (
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.ingest import (
     MappingError,
     RegistryError,
     default_mapping_path,
     ingest,
     load_mapping,
 )
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort, load_params, to_omop
+from plo_risk.data.ingest.omop import default_concepts_path, load_concepts, read_omop
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort, load_params, to_omop
+from plo_risk.model.zoo import make_model
+from plo_risk.utils.atomic import TEMP_GLOB
+from plo_risk.utils.config import ConfigError
 
 CATALOG = load_catalog()
 REG = load_params()["registry"]
@@ -224,6 +226,7 @@ def _frame(**extra):
         ),
         ({**BASE, "booleans": {"true": [True]}}, "quoted string"),
         ({**BASE, "dates": {"bmi": {"from": "A", "to": "B"}}}, "not a time unit"),
+        (str(default_concepts_path()), "looks like an OMOP concept map"),
     ],
     ids=[
         "unknown-field",
@@ -235,11 +238,64 @@ def _frame(**extra):
         "bad-recode",
         "unquoted-token",
         "date-field-not-time",
+        "omop-concept-map",
     ],
 )
 def test_wrong_mapping_is_a_clear_error(mapping, match):
     with pytest.raises(MappingError, match=match):
         ingest(_frame(), mapping)
+
+
+# Nine mistakes in one mapping: every one is reported, each with its key path.
+MANY_MISTAKES = {
+    "duplicate": "keep",
+    "invalid": "drop",
+    "booleans": {"true": ["Y", "1"], "false": ["N", "1"]},
+    "columns": {
+        "Age": "age_years",
+        "Parity": "parity",
+        "D": {"field": "vitamin_d", "unit": "nmol/L"},
+        "PRL": {"field": "prolactin", "unti": "ng/mL"},
+        "E": {"field": "ancestry", "recode": {"x": "martian"}},
+        "Age2": "age_years",
+    },
+    "dates": {"bmi": {"from": "A", "to": "B"}},
+}
+MANY_PROBLEMS = [
+    ("typo-key", r"^unknown key 'duplicate' \(did you mean 'duplicates'\?\)"),
+    ("bad-choice", r"^invalid='drop': input should be 'blank' or 'reject'"),
+    ("token-both", r"^booleans=.*'1' are listed under both true and false"),
+    (
+        "unknown-field",
+        r"^columns\.D\.field='vitamin_d': not a catalog field; "
+        r"did you mean 'vitamin_d_25oh'\?",
+    ),
+    (
+        "typo-column-key",
+        r"^columns\.PRL: unknown key 'unti' \(did you mean 'unit'\?\)",
+    ),
+    ("bad-recode", r"^columns\.E\.recode=.*'x': 'martian'.*european"),
+    (
+        "mapped-twice",
+        r"^columns\.Age2\.field='age_years': already mapped from column 'Age'",
+    ),
+    ("date-not-time", r"^dates\.bmi: bmi is in kg/m2, not a time unit"),
+    ("required", r"^required field\(s\) months_postpartum are not mapped"),
+]
+
+
+@pytest.mark.parametrize(
+    "pattern", [p for _, p in MANY_PROBLEMS], ids=[i for i, _ in MANY_PROBLEMS]
+)
+def test_mapping_error_lists_every_problem_with_its_key_path(pattern):
+    with pytest.raises(
+        MappingError, match=rf"^mapping: {len(MANY_PROBLEMS)} problems:\n  - "
+    ) as info:
+        load_mapping(MANY_MISTAKES)
+    err = info.value
+    assert isinstance(err, ConfigError) and isinstance(err, RegistryError)
+    assert len(err.problems) == len(MANY_PROBLEMS)
+    assert sum(bool(re.search(pattern, p)) for p in err.problems) == 1, err.problems
 
 
 def test_dates_give_months_postpartum_and_age():
@@ -617,7 +673,7 @@ def omop_url(tmp_path_factory):
 def _concepts(**over):
     import yaml
 
-    from plo_risk.omop import default_concepts_path
+    from plo_risk.data.ingest.omop import default_concepts_path
 
     return {**yaml.safe_load(default_concepts_path().read_text()), **over}
 
@@ -659,14 +715,16 @@ def test_per_row_units_convert_and_unknown_or_missing_units_are_rejected():
             "PRL": {"field": "prolactin", "unit_column": "PRL_unit"},
         },
     }
-    extract = pd.DataFrame({
-        "pid": ["a", "b", "c", "d"],
-        "age": [30, 31, 32, 33],
-        "par": [1, 1, 2, 1],
-        "pp": [2, 3, 4, 5],
-        "PRL": [42.4, 20.0, 30.0, 40.0],
-        "PRL_unit": ["mIU/L", "ng/mL", "furlongs", None],
-    })
+    extract = pd.DataFrame(
+        {
+            "pid": ["a", "b", "c", "d"],
+            "age": [30, 31, 32, 33],
+            "par": [1, 1, 2, 1],
+            "pp": [2, 3, 4, 5],
+            "PRL": [42.4, 20.0, 30.0, 40.0],
+            "PRL_unit": ["mIU/L", "ng/mL", "furlongs", None],
+        }
+    )
     result = ingest(extract, doc)
     factor = CATALOG["prolactin"].unit_factor("mIU/L")
     got = result.frame.set_index("patient_id")["prolactin"]

@@ -15,18 +15,20 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from plo_risk.assess import RiskModel, reference_values
-from plo_risk.bundle import save_bundle
 from plo_risk.cli import app
-from plo_risk.models import fit_bootstrap_ensemble, make_model
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import save_bundle
+from plo_risk.model.ensemble import fit_bootstrap_ensemble
+from plo_risk.model.zoo import make_model
 from plo_risk.report import (
     SECTIONS,
     external_validation,
     model_card,
     tripod_checklist,
 )
-from plo_risk.schema import validate_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.serve import RiskModel
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}
 # One thread: xgboost's OpenMP threads spin-wait when other processes share the
@@ -119,11 +121,46 @@ def test_checklist_has_all_27_items_with_their_subitems():
     assert "synthetic" in ethics.not_applicable.lower()
 
 
-def test_checklist_ships_inside_the_package():
-    import plo_risk
+# Collins et al., BMJ 2024;385:e078378, Table 2: section headings and the D/E column
+# (D development only, E evaluation only, D;E both) of items the first wave got
+# wrong or left out.
+PUBLISHED = {
+    "1": ("Title", "D;E"),
+    "2": ("Abstract", "D;E"),
+    "9a": ("Methods", "D"),
+    "10": ("Methods", "D;E"),
+    "12a": ("Methods", "D"),
+    "12e": ("Methods", "D;E"),
+    "12f": ("Methods", "E"),
+    "14": ("Methods", "D;E"),
+    "19": ("Patient and public involvement", "D;E"),
+    "20c": ("Results", "E"),
+    "24": ("Results", "E"),
+    "27a": ("Discussion", "D"),
+}
 
-    shipped = Path(plo_risk.__file__).with_name("report_tripod_ai.yaml")
-    assert shipped.is_file()  # hatch packages = ["plo_risk"] puts it in the wheel
+
+@pytest.mark.parametrize("item_id", sorted(PUBLISHED))
+def test_checklist_headings_and_de_column_are_as_published(item_id):
+    item = next(it for it in tripod_checklist() if it.id == item_id)
+    assert (item.section, item.applies_to) == PUBLISHED[item_id]
+
+
+def test_checklist_item_texts_keep_their_clauses():
+    items = {it.id: it.text.lower() for it in tripod_checklist()}
+    assert "compare" in items["12e"] or "compared" in items["12e"]
+    assert "fair" not in items["12e"] and "fair" in items["14"]
+    assert "sample size calculation" in items["10"]
+    assert "sample size" in items["12a"]
+    de = [it.applies_to for it in tripod_checklist()]
+    assert (de.count("D;E"), de.count("D"), de.count("E")) == (40, 8, 4)
+
+
+def test_card_shows_the_de_column(card):
+    _, text = card
+    assert "<th>D/E</th>" in text
+    row = re.search(r'<tr id="tripod-12f">(.*?)</tr>', text, flags=re.S).group(1)
+    assert "<td>E</td>" in row
 
 
 # ----------------------------------------------------------------------- card

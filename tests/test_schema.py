@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plo_risk import ValidationError, validate_frame, validate_record
-from plo_risk.catalog import load_catalog
+from plo_risk.data.catalog import load_catalog
 
 CAT = load_catalog()
 BASE = {"age_years": 31, "parity": 2, "months_postpartum": 3}

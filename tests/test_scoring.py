@@ -18,14 +18,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from plo_risk import ScoreSummary, score_cohort
-from plo_risk.assess import RiskModel, reference_values
-from plo_risk.bundle import save_bundle
-from plo_risk.catalog import load_catalog
 from plo_risk.cli import app
-from plo_risk.models import make_model
-from plo_risk.schema import validate_frame
-from plo_risk.scoring import ScoringError, score_frame
-from plo_risk.synthetic import generate_cohort
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.reference import reference_values
+from plo_risk.data.schema import validate_frame
+from plo_risk.data.synthetic import generate_cohort
+from plo_risk.model.bundle import save_bundle
+from plo_risk.model.zoo import make_model
+from plo_risk.serve import RiskModel
+from plo_risk.serve.scoring import ScoringError, score_frame
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}
 OUTPUT = ["row", "patient_id", "risk", "category", "model_version"]
@@ -130,8 +131,11 @@ def test_explain_modes(model, cohort_file, tmp_path):
     assert (c["contribution_1"] >= c["contribution_2"]).all()
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(chunk_rows=st.integers(min_value=17, max_value=700))
 def test_chunking_never_changes_the_result(model, tmp_path, chunk_rows):
     df = generate_cohort(700, seed=35)
@@ -160,7 +164,7 @@ def test_parquet_folder_and_csv_give_the_same_rows(model, tmp_path):
 
 KILLED_RUN = """
 import sys
-from plo_risk.scoring import score_cohort
+from plo_risk.serve.scoring import score_cohort
 score_cohort(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=400, explain="all")
 """
 
@@ -190,8 +194,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(bundle_path, model, tmp
     assert done_before < 30
 
     resumed = score_cohort(model, source, out, chunk_rows=400, explain="all")
-    fresh = score_cohort(model, source, tmp_path / "fresh", chunk_rows=400,
-                         explain="all")
+    fresh = score_cohort(
+        model, source, tmp_path / "fresh", chunk_rows=400, explain="all"
+    )
     assert resumed.resumed_parts >= done_before - 1 >= 2
     pd.testing.assert_frame_equal(resumed.read(), fresh.read())
     pd.testing.assert_frame_equal(resumed.read(rejects=True), fresh.read(rejects=True))
@@ -226,9 +231,15 @@ def test_another_model_or_input_on_the_same_out_dir_is_refused(
     [
         (lambda p: p / "absent.parquet", "no such file"),
         (lambda p: _write(p / "x.json", "{}"), "unknown input type"),
-        (lambda p: _write(p / "bad.parquet", "not parquet at all"), "not a readable Parquet"),
+        (
+            lambda p: _write(p / "bad.parquet", "not parquet at all"),
+            "not a readable Parquet",
+        ),
         (lambda p: _write(p / "empty_dir.parquet.d/keep.txt", "").parent, "without"),
-        (lambda p: _write(p / "noreq.csv", "age_years,parity\n30,1\n"), "months_postpartum"),
+        (
+            lambda p: _write(p / "noreq.csv", "age_years,parity\n30,1\n"),
+            "months_postpartum",
+        ),
     ],
 )
 def test_bad_sources_get_clear_errors(model, tmp_path, make, match):
@@ -269,8 +280,12 @@ def test_units_apply_to_the_whole_column(model, tmp_path):
     df.to_parquet(tmp_path / "ng.parquet")
     nmol.to_parquet(tmp_path / "nmol.parquet")
     a = score_cohort(model, tmp_path / "ng.parquet", tmp_path / "a").read()
-    b = score_cohort(model, tmp_path / "nmol.parquet", tmp_path / "b",
-                     units={"vitamin_d_25oh": "nmol/L"}).read()
+    b = score_cohort(
+        model,
+        tmp_path / "nmol.parquet",
+        tmp_path / "b",
+        units={"vitamin_d_25oh": "nmol/L"},
+    ).read()
     np.testing.assert_allclose(a["risk"], b["risk"], rtol=1e-6)
 
 
@@ -309,26 +324,46 @@ def test_dask_local_cluster_output_equals_the_local_engine(
     source = tmp_path / "cohort.parquet"
     df.to_parquet(source, row_group_size=2000)
     local = score_cohort(model, source, tmp_path / "local", chunk_rows=2000)
-    dask = score_cohort(model, source, tmp_path / "dask", engine="dask",
-                        scheduler=dask_cluster.scheduler_address)
+    dask = score_cohort(
+        model,
+        source,
+        tmp_path / "dask",
+        engine="dask",
+        scheduler=dask_cluster.scheduler_address,
+    )
     assert len(dask.parts) == 4
     pd.testing.assert_frame_equal(local.read(), dask.read())
     pd.testing.assert_frame_equal(local.read(rejects=True), dask.read(rejects=True))
     assert (dask.n_input, dask.n_rejected) == (8000, len(bad))
     # CSV through dask too, and a resumed dask run skips every finished part.
     df.to_csv(tmp_path / "cohort.csv", index=False)
-    csv = score_cohort(model, tmp_path / "cohort.csv", tmp_path / "dcsv",
-                       engine="dask", scheduler=dask_cluster.scheduler_address)
+    csv = score_cohort(
+        model,
+        tmp_path / "cohort.csv",
+        tmp_path / "dcsv",
+        engine="dask",
+        scheduler=dask_cluster.scheduler_address,
+    )
     pd.testing.assert_frame_equal(local.read(), csv.read())
-    again = score_cohort(model, source, tmp_path / "dask", engine="dask",
-                         scheduler=dask_cluster.scheduler_address)
+    again = score_cohort(
+        model,
+        source,
+        tmp_path / "dask",
+        engine="dask",
+        scheduler=dask_cluster.scheduler_address,
+    )
     assert again.resumed_parts == 4
 
 
 def test_dask_scheduler_that_does_not_answer(model, cohort_file, tmp_path):
     with pytest.raises(ScoringError, match="cannot connect"):
-        score_cohort(model, cohort_file, tmp_path / "o", engine="dask",
-                     scheduler="tcp://127.0.0.1:9")
+        score_cohort(
+            model,
+            cohort_file,
+            tmp_path / "o",
+            engine="dask",
+            scheduler="tcp://127.0.0.1:9",
+        )
 
 
 runner = CliRunner()
@@ -338,15 +373,34 @@ def test_cli_score(bundle_path, cohort_file, tmp_path):
     out = tmp_path / "scored"
     result = runner.invoke(
         app,
-        ["score", "--model", str(bundle_path), "--input", str(cohort_file),
-         "--out", str(out), "--explain", "all", "--chunk-rows", "2500"],
+        [
+            "score",
+            "--model",
+            str(bundle_path),
+            "--input",
+            str(cohort_file),
+            "--out",
+            str(out),
+            "--explain",
+            "all",
+            "--chunk-rows",
+            "2500",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "6,000 rows" in result.output and "scored" in result.output
     assert len(list(out.glob("part-*.parquet"))) == 3
     bad = runner.invoke(
-        app, ["score", "--model", str(bundle_path), "--input",
-              str(tmp_path / "nope.csv"), "--out", str(out)],
+        app,
+        [
+            "score",
+            "--model",
+            str(bundle_path),
+            "--input",
+            str(tmp_path / "nope.csv"),
+            "--out",
+            str(out),
+        ],
     )
     assert bad.exit_code == 2
     assert "nope.csv" in bad.output and "Traceback" not in bad.output
@@ -358,13 +412,13 @@ def test_summary_is_a_dataclass_with_text(model, cohort_file, tmp_path):
     assert "6,000 rows" in str(s) and s.rows_per_second > 0
 
 
-def test_progress_shows_rows_per_second_only_when_asked(model, cohort_file, tmp_path,
-                                                        capsys):
+def test_progress_shows_rows_per_second_only_when_asked(
+    model, cohort_file, tmp_path, capsys
+):
     score_cohort(model, cohort_file, tmp_path / "quiet", chunk_rows=2000)
     quiet = capsys.readouterr()
     assert quiet.out == "" and quiet.err == ""  # not a terminal: silent
-    score_cohort(model, cohort_file, tmp_path / "shown", chunk_rows=2000,
-                 progress=True)
+    score_cohort(model, cohort_file, tmp_path / "shown", chunk_rows=2000, progress=True)
     shown = capsys.readouterr()
     assert "rows/s" in shown.err and "6000/6000" in shown.err
     assert shown.out == ""

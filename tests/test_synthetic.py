@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from plo_risk.catalog import load_catalog
-from plo_risk.synthetic import (
+from plo_risk.data.catalog import load_catalog
+from plo_risk.data.synthetic import (
     ParamsError,
     _risk_from_record,
     _simulate,
@@ -73,6 +73,24 @@ def test_bad_params_file_names_the_parameter(tmp_path):
         load_params(bad)
     with pytest.raises(ParamsError, match=r"lactation\.spine_loss_per_month"):
         generate_cohort(10, params=bad)
+
+
+def test_every_problem_of_a_params_file_is_reported_at_once(tmp_path):
+    doc = yaml.safe_load(default_params_path().read_text())
+    doc["lactation"]["spine_loss_per_mnth"] = doc["lactation"].pop(
+        "spine_loss_per_month"
+    )
+    doc["fracture"]["smoking_rr"]["value"] = "high"
+    doc["bone"]["variant_sd"]["source"] = ""
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ParamsError) as info:
+        load_params(bad)
+    text = str(info.value)
+    assert "lactation: missing key 'spine_loss_per_month'" in text
+    assert "did you mean 'spine_loss_per_month'?" in text
+    assert "fracture.smoking_rr.value='high'" in text
+    assert "bone.variant_sd.source" in text
 
 
 def test_params_argument_changes_the_model(tmp_path):

@@ -50,7 +50,7 @@ def test_shipped_experiments_parse(name):
     exp = load_experiment(REPO / "training" / name)
     assert exp.models and exp.thresholds["high"] > exp.thresholds["moderate"]
     if name == "compare.yaml":
-        assert [m for m, _ in exp.models] == [
+        assert [m.name for m in exp.model_specs] == [
             "xgboost",
             "hist_gradient_boosting",
             "logistic_regression",
@@ -64,7 +64,7 @@ def test_shipped_experiments_parse(name):
         (lambda c: c.pop("data"), "missing key 'data'"),
         (
             lambda c: c.update(modles=[]),
-            r"unknown keys 'modles' \(did you mean 'models'\?\)",
+            r"unknown key 'modles' \(did you mean 'models'\?\)",
         ),
         (
             lambda c: c["models"].append({"name": "random_forest"}),
@@ -92,6 +92,87 @@ def test_bad_config_names_the_key(change, match):
     change(config)
     with pytest.raises(ConfigError, match=match):
         load_experiment(config)
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path():
+    import copy
+
+    config = copy.deepcopy(SMALL)
+    config["data"]["train"]["nn"] = 5
+    config["cv"] = {"folds": 1}
+    config["models"][0]["params"]["max_dept"] = 3
+    config["models"].append(
+        {"name": "hist_gradient_boosting", "params": {"max_iters": 5}}
+    )
+    with pytest.raises(ConfigError) as info:
+        load_experiment(config)
+    text = str(info.value)
+    assert "4 problems" in text
+    assert "data.train: unknown key 'nn' (did you mean 'n'?)" in text
+    assert "cv.folds=1" in text
+    assert (
+        "models[0].params (xgboost): unknown key 'max_dept' (did you mean 'max_depth'?)"
+        in text
+    )
+    assert "models[2].params (hist_gradient_boosting): unknown key 'max_iters'" in text
+
+
+def test_a_hyperparameter_typo_fails_before_any_run_is_opened(tracking, tmp_path):
+    # Before the first fit and before any MLflow run: no database is even created.
+    config = {**SMALL, "models": [{"name": "xgboost", "params": {"n_estimator": 5}}]}
+    with pytest.raises(ConfigError, match="did you mean 'n_estimators'"):
+        compare(config)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_same_model_twice_is_refused():
+    config = {**SMALL, "models": [{"name": "clinical_rule"}, {"name": "clinical_rule"}]}
+    with pytest.raises(ConfigError, match=r"models\[1\]: duplicates models\[0\]"):
+        load_experiment(config)
+    named = {
+        **SMALL,
+        "models": [
+            {"name": "a", "family": "xgboost"},
+            {"name": "a", "family": "xgboost", "params": {"max_depth": 2}},
+        ],
+    }
+    with pytest.raises(ConfigError, match="the name 'a' is used by 2 models"):
+        load_experiment(named)
+
+
+def test_one_family_twice_runs_each_under_its_own_name(tracking):
+    # The first wave crashed with FileExistsError (one bundle folder per family).
+    config = {
+        **SMALL,
+        "models": [
+            {"name": "xgboost", "params": {"n_estimators": 20, "max_depth": 2}},
+            {"name": "xgboost", "params": {"n_estimators": 20, "max_depth": 4}},
+            {"name": "shallow", "family": "xgboost", "params": {"n_estimators": 10}},
+        ],
+        "champion": {"register": False},
+    }
+    result = compare(config)
+    assert [r.name for r in result.results] == ["xgboost-1", "xgboost-2", "shallow"]
+    assert {r.family for r in result.results} == {"xgboost"}
+    depths = [r.model.estimator_[-1].get_params()["max_depth"] for r in result.results]
+    assert depths[:2] == [2, 4]
+    runs = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("plo-risk").experiment_id]
+    )
+    assert {"xgboost-1", "xgboost-2", "shallow"} <= {r.info.run_name for r in runs}
+
+
+def test_training_leaves_the_matplotlib_backend_alone(tracking):
+    # The first wave's train() switched the global backend to Agg.
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        train({**SMALL, "models": [{"name": "clinical_rule"}]})
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
 
 
 def test_missing_config_file():
@@ -136,7 +217,7 @@ def test_compare_logs_nested_runs_and_registers_champion(tracking):
     assert str(mv.version) == result.champion_version
 
     loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}")
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.data.synthetic import generate_cohort
 
     rows = generate_cohort(20, seed=11).drop(columns=["fracture", "true_risk"])
     rows.loc[3, "lactation_months"] = -1
@@ -179,7 +260,7 @@ def test_no_row_level_data_is_logged(tracking, tmp_path):
 
 
 def _xy(df):
-    from plo_risk.schema import validate_frame
+    from plo_risk.data.schema import validate_frame
 
     valid = validate_frame(df).valid
     return (
@@ -190,9 +271,9 @@ def _xy(df):
 
 
 def test_xgboost_reaches_the_oracle_with_every_input_observed():
-    from plo_risk import evaluation as ev
-    from plo_risk.models import make_model
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.data.synthetic import generate_cohort
+    from plo_risk.evaluate import metrics as ev
+    from plo_risk.model.zoo import make_model
 
     X, y, _ = _xy(generate_cohort(50_000, missingness="none", seed=101))
     Xt, yt, oracle = _xy(generate_cohort(100_000, missingness="none", seed=102))
@@ -227,9 +308,10 @@ def test_xgboost_beats_the_clinical_rule_with_realistic_missingness(tracking):
 
 
 def test_recalibrated_referral_model_is_calibrated_in_the_population():
-    from plo_risk import evaluation as ev
-    from plo_risk.models import make_model, recalibrate
-    from plo_risk.synthetic import generate_cohort
+    from plo_risk.data.synthetic import generate_cohort
+    from plo_risk.evaluate import metrics as ev
+    from plo_risk.model.calibration import recalibrate
+    from plo_risk.model.zoo import make_model
 
     X, y, _ = _xy(generate_cohort(30_000, setting="referral", seed=201))
     model = make_model("xgboost", random_state=0).fit(X, y)

@@ -1,0 +1,398 @@
+"""Model bundles: a folder that loads without executing code.
+
+A bundle holds one fitted :class:`~plo_risk.model.calibration.PlattCalibratedClassifier`:
+
+``manifest.json``
+    Format, library versions, the catalog's sha256, the training-data fingerprint,
+    metrics, thresholds, the Platt calibration, and the sha256 of every other file.
+    It is written as canonical JSON and carries its own hash, so any changed byte
+    is noticed.
+``features.json``
+    The fitted feature pipeline as plain JSON
+    (:func:`plo_risk.model.features.pipeline_to_dict`).
+``model.<ext>``
+    The steps after the feature pipeline, written by the model's family
+    (:mod:`plo_risk.model.families`): the xgboost booster in xgboost's own JSON
+    format (the champion), the clinical rule's threshold and group rates as JSON,
+    or the scikit-learn comparators in skops format, loaded with the family's
+    allowlist of types (skops rebuilds objects from a schema; it never unpickles).
+``ensemble-NNN.<ext>``
+    The members of the bootstrap interval ensemble, in the same format.
+
+No pickle, joblib or cloudpickle is on any load path. A changed byte, a missing or
+extra file, or a catalog mismatch is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from plo_risk.data.catalog import Catalog, load_catalog
+from plo_risk.model.calibration import PlattCalibratedClassifier
+from plo_risk.model.families import (
+    FAMILIES,
+    BundleFormatError,
+    family_of,
+    get_family,
+)
+from plo_risk.model.features import pipeline_from_dict, pipeline_to_dict
+from plo_risk.utils.version import package_version
+
+__all__ = [
+    "BundleError",
+    "BundleInfo",
+    "data_fingerprint",
+    "load_bundle",
+    "save_bundle",
+]
+
+FORMAT = "plo-risk-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or read; the message names the file or field."""
+
+
+@dataclass
+class BundleInfo:
+    """What a bundle says about its model (the manifest, parsed)."""
+
+    model_name: str
+    model_version: str
+    created: str
+    catalog_sha256: str
+    versions: dict[str, str]
+    training_data: dict[str, Any]
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def data_fingerprint(frame: pd.DataFrame, y: Any | None = None) -> dict[str, Any]:
+    """A fingerprint of training data: sha256 of its rows, size and prevalence.
+
+    Identifies the data a model was trained on without storing any row.
+    """
+    h = hashlib.sha256()
+    h.update(",".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    out: dict[str, Any] = {"n_rows": int(len(frame)), "n_columns": int(frame.shape[1])}
+    if y is not None:
+        y = np.asarray(y)
+        h.update(y.astype(np.int64).tobytes())
+        out["prevalence"] = float(y.mean()) if len(y) else None
+    out["sha256"] = h.hexdigest()
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("plo-risk", "xgboost-cpu", "scikit-learn", "numpy", "pandas", "skops"):
+        try:
+            out[dist] = version(dist)
+        except Exception:  # noqa: BLE001 - a missing distribution is just not listed
+            pass
+    return out
+
+
+def _canonical(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def save_bundle(
+    model: Any,
+    path: str | Path,
+    *,
+    model_name: str,
+    metrics: Mapping[str, Any] | None = None,
+    training_data: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    catalog: Catalog | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a fitted model as a bundle folder.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        Fitted; its ``estimator_`` is ``Pipeline([("features", ...), ...])``.
+    path : str or Path
+        Folder to create. Written to a temporary sibling first, then renamed.
+    model_name : str
+        Which model of the zoo (``"xgboost"``, ...).
+    metrics, training_data, extra : dict, default=None
+        Plain JSON-able data for the manifest (no row-level data).
+    catalog : Catalog, default=None
+    overwrite : bool, default=False
+        Replace an existing bundle folder.
+
+    Returns
+    -------
+    Path
+    """
+    check_is_fitted(model)
+    catalog = catalog or load_catalog()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    pipe = model.estimator_
+    if not isinstance(pipe, Pipeline) or pipe.steps[0][0] != "features":
+        raise BundleError(
+            "The model's estimator_ must be a Pipeline whose first step is 'features'"
+        )
+    family = family_of(pipe)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (tmp / "features.json").write_bytes(
+            _canonical(pipeline_to_dict(pipe.named_steps["features"]))
+        )
+        try:
+            model_file = family.save(pipe.steps[1:], tmp, "model")
+            ensemble = [
+                {
+                    "file": family.save(
+                        [("model", member["estimator"])], tmp, f"ensemble-{i:03d}"
+                    ),
+                    "intercept": float(member["intercept"]),
+                    "slope": float(member["slope"]),
+                }
+                for i, member in enumerate(getattr(model, "ensemble_", None) or [])
+            ]
+        except BundleFormatError as exc:
+            raise BundleError(str(exc)) from None
+        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_name": model_name,
+            "family": family.name,
+            "model_file": model_file,
+            "model_version": (extra or {}).get("model_version")
+            or datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {**_versions(), "plo_risk": package_version()},
+            "catalog_sha256": catalog.sha256,
+            "feature_names_in": [
+                str(c) for c in getattr(model, "feature_names_in_", [])
+            ],
+            "calibration": {
+                "intercept": float(model.intercept_),
+                "slope": float(model.slope_),
+                "prevalence": float(model.prevalence_),
+                "n_train": int(getattr(model, "n_train_", 0)),
+                "cv": int(model.cv),
+                "classes": [_jsonable(c) for c in np.asarray(model.classes_).tolist()],
+            },
+            "thresholds": {k: float(v) for k, v in (model.thresholds or {}).items()},
+            "ensemble": ensemble,
+            "training_data": dict(training_data or {}),
+            "metrics": _jsonable(dict(metrics or {})),
+            "extra": _jsonable(
+                {k: v for k, v in (extra or {}).items() if k != "model_version"}
+            ),
+            "files": files,
+        }
+        manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
+        (tmp / MANIFEST).write_bytes(_canonical(manifest))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if np.isfinite(x) else None
+    return obj
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a bundle's manifest and files (hashes, no missing, no extra).
+
+    Raises
+    ------
+    BundleError
+        Naming the file that is missing, extra or changed.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(
+            f"{path}: not a bundle folder (it does not exist or is a file)"
+        )
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{path}: {MANIFEST} is missing")
+    raw = mpath.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath}: not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{mpath}: format_version={manifest.get('format_version')!r}"
+            f"; this plo_risk reads version {FORMAT_VERSION}"
+        )
+    claimed = manifest.pop("manifest_sha256", None)
+    if claimed != hashlib.sha256(_canonical(manifest)).hexdigest() or raw != _canonical(
+        {**manifest, "manifest_sha256": claimed}
+    ):
+        raise BundleError(
+            f"{mpath}: manifest.json was modified (its hash does not match its content)"
+        )
+    files = manifest.get("files") or {}
+    present = {p.name for p in path.iterdir()} - {MANIFEST}
+    for name in sorted(set(files) - present):
+        raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
+    for name in sorted(present - set(files)):
+        raise BundleError(
+            f"{path}: {name} is not part of the bundle (not in "
+            "manifest.json); remove it"
+        )
+    for name, digest in sorted(files.items()):
+        if _sha256(path / name) != digest:
+            raise BundleError(
+                f"{path / name}: {name} was modified (sha256 does not "
+                "match manifest.json)"
+            )
+    return manifest
+
+
+def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
+    """Load a bundle folder into a fitted model, without executing code.
+
+    Parameters
+    ----------
+    path : str or Path
+    catalog : Catalog, default=None
+        Must be the catalog the model was trained with (checked by hash).
+
+    Returns
+    -------
+    (PlattCalibratedClassifier, BundleInfo)
+
+    Raises
+    ------
+    BundleError
+        A missing, extra or changed file, or a catalog mismatch, named.
+    """
+    path = Path(path)
+    catalog = catalog or load_catalog()
+    manifest = read_manifest(path)
+    if manifest["catalog_sha256"] != catalog.sha256:
+        raise BundleError(
+            f"{path}: the model was trained with another feature catalog "
+            f"(catalog sha256 {manifest['catalog_sha256'][:12]}..., this catalog "
+            f"{catalog.sha256[:12]}... at {catalog.path}); retrain it or load it "
+            "with the catalog it was trained with"
+        )
+    try:
+        features = pipeline_from_dict(
+            json.loads((path / "features.json").read_bytes()), catalog
+        )
+    except ValueError as exc:
+        raise BundleError(f"{path / 'features.json'}: {exc}") from None
+    family, model_file = _family_and_file(manifest, path)
+    try:
+        tail = family.load(path / model_file)
+        members = [
+            {
+                "estimator": family.load(path / member["file"])[-1][1],
+                "intercept": float(member["intercept"]),
+                "slope": float(member["slope"]),
+            }
+            for member in manifest.get("ensemble") or []
+        ]
+    except BundleFormatError as exc:
+        raise BundleError(str(exc)) from None
+    pipe = Pipeline([("features", features), *tail])
+    cal = manifest["calibration"]
+    model = PlattCalibratedClassifier(
+        estimator=pipe, cv=cal["cv"], thresholds=manifest["thresholds"] or None
+    )
+    model.estimator_ = pipe
+    model.intercept_ = float(cal["intercept"])
+    model.slope_ = float(cal["slope"])
+    model.prevalence_ = float(cal["prevalence"])
+    model.n_train_ = int(cal["n_train"])
+    model.classes_ = np.asarray(cal.get("classes", [0, 1]))
+    if members:
+        model.ensemble_ = members
+    names = manifest.get("feature_names_in") or []
+    if names:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+        model.n_features_in_ = len(names)
+    info = BundleInfo(
+        model_name=manifest["model_name"],
+        model_version=manifest["model_version"],
+        created=manifest["created"],
+        catalog_sha256=manifest["catalog_sha256"],
+        versions=manifest["versions"],
+        training_data=manifest["training_data"],
+        metrics=manifest["metrics"],
+        thresholds=manifest["thresholds"],
+        extra=manifest.get("extra") or {},
+    )
+    return model, info
+
+
+# Bundles written before families were recorded name a storage kind instead;
+# their files had fixed names.
+_LEGACY_KINDS = {
+    "xgboost": ("xgboost", "model.json"),
+    "clinical_rule": ("clinical_rule", "rule.json"),
+}
+
+
+def _family_and_file(manifest: Mapping[str, Any], path: Path):
+    name = manifest.get("family")
+    model_file = manifest.get("model_file")
+    if name is None:
+        kind = manifest.get("model_kind")
+        if kind in _LEGACY_KINDS:
+            name, model_file = _LEGACY_KINDS[kind]
+        elif kind == "sklearn":
+            name, model_file = manifest.get("model_name"), "model.skops"
+    try:
+        family = get_family(name)
+    except ValueError:
+        raise BundleError(
+            f"{path / MANIFEST}: unknown model family {name!r}; this plo_risk reads "
+            f"{', '.join(FAMILIES)}"
+        ) from None
+    if not isinstance(model_file, str):
+        raise BundleError(f"{path / MANIFEST}: no model file recorded")
+    return family, model_file

@@ -1,0 +1,578 @@
+"""The clinician API: one patient in, an explained, calibrated risk out.
+
+>>> from plo_risk import RiskModel                          # doctest: +SKIP
+>>> model = RiskModel.load("models:/plo-risk@champion")     # doctest: +SKIP
+>>> a = model.assess({"age_years": 33, "parity": 2, "months_postpartum": 3,
+...                   "lactation_months": 3, "breastfeeding_now": True,
+...                   "z_lumbar_spine": -2.6})              # doctest: +SKIP
+>>> print(a)                                                # doctest: +SKIP
+
+:class:`RiskModel` is the one door into a fitted model: :meth:`RiskModel.predict_frame`
+answers every consumer that scores rows (batch scoring, the MLflow pyfunc, the
+model card), :meth:`RiskModel.assess` one patient with her explanation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from plo_risk.data.catalog import Catalog, load_catalog
+from plo_risk.data.schema import (
+    ID_COLUMN,
+    OUTCOME_COLUMN,
+    Problem,
+    ValidatedFrame,
+    ValidationError,
+    validate_frame,
+    validate_record,
+)
+from plo_risk.explain import contributions, explain_cohort, explainer_for
+from plo_risk.model.bundle import load_bundle, save_bundle
+from plo_risk.model.calibration import split_margin
+from plo_risk.model.ensemble import ensemble_risks
+from plo_risk.model.families import family_of
+from plo_risk.serve.assessment import (
+    INTERVAL_LEVEL,
+    Factor,
+    MissingInput,
+    RiskAssessment,
+)
+from plo_risk.serve.tracking import ensure_tracking_uri
+
+__all__ = ["EXPLAIN_OPTIONS", "PreparedFrame", "RiskModel"]
+
+#: Which rows :meth:`RiskModel.predict_frame` explains: none, those in a category
+#: above "low", or all.
+EXPLAIN_OPTIONS = ("none", "flagged", "all")
+# Columns that travel with a cohort but are not model inputs.
+_NOT_INPUTS = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
+_SITE_LABELS = {
+    "lumbar_spine": "a DXA of the lumbar spine",
+    "femoral_neck": "a DXA of the femoral neck",
+    "total_hip": "a DXA of the total hip",
+}
+
+
+# --------------------------------------------------------------- the model
+
+
+def _find_bundle(root: Path) -> Path:
+    candidates = sorted(p.parent for p in root.rglob("manifest.json"))
+    if not candidates:
+        raise FileNotFoundError(f"{root}: no plo_risk bundle (manifest.json) found")
+    return candidates[0]
+
+
+class RiskModel:
+    """A fitted PLO fracture-risk model for clinicians and apps.
+
+    Load one with :meth:`load` (a bundle folder, or an MLflow URI such as
+    ``models:/plo-risk@champion`` or ``runs:/<run id>/model``); loading never
+    executes code or unpickles.
+
+    Parameters
+    ----------
+    model : PlattCalibratedClassifier
+        A fitted model of :func:`plo_risk.model.make_model`.
+    info : BundleInfo, default=None
+        What the bundle says about the model (version, metrics, reference values).
+    catalog : Catalog, default=None
+    source : str, default=None
+        Where the model was loaded from (bundle folder or MLflow URI); set by
+        :meth:`load`. The model card logs itself to the MLflow run of a model
+        loaded from ``models:/...`` or ``runs:/...``.
+    """
+
+    def __init__(
+        self,
+        model,
+        info=None,
+        *,
+        catalog: Catalog | None = None,
+        source: str | None = None,
+    ):
+        self.model = model
+        self.info = info
+        self.catalog = catalog or load_catalog()
+        self.source = source
+
+    # ------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, source: str | Path, *, catalog: Catalog | None = None) -> RiskModel:
+        """Load from a bundle folder or an MLflow model URI.
+
+        Parameters
+        ----------
+        source : str or Path
+            A bundle folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``
+            or ``runs:/<run id>/model``.
+        catalog : Catalog, default=None
+
+        Returns
+        -------
+        RiskModel
+
+        Raises
+        ------
+        plo_risk.model.BundleError
+            A changed, missing or extra file, or another catalog.
+        FileNotFoundError
+            Nothing at ``source``.
+        """
+        text = str(source)
+        if text.startswith(("models:/", "runs:/")):
+            import mlflow  # optional heavy import: only for MLflow model URIs
+
+            ensure_tracking_uri()
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    local = mlflow.artifacts.download_artifacts(
+                        artifact_uri=text, dst_path=tmp
+                    )
+                except Exception as exc:  # noqa: BLE001 - MLflow raises many types
+                    raise FileNotFoundError(
+                        f"{text}: cannot be fetched from MLflow at "
+                        f"{mlflow.get_tracking_uri()} ({exc})"
+                    ) from None
+                model, info = load_bundle(_find_bundle(Path(local)), catalog=catalog)
+            return cls(model, info, catalog=catalog, source=text)
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such bundle folder")
+        model, info = load_bundle(path, catalog=catalog)
+        return cls(model, info, catalog=catalog, source=str(path))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model as a bundle folder (see :mod:`plo_risk.model.bundle`)."""
+        info = self.info
+        return save_bundle(
+            self.model,
+            path,
+            model_name=info.model_name if info else "model",
+            metrics=info.metrics if info else None,
+            training_data=info.training_data if info else None,
+            extra={
+                **(info.extra if info else {}),
+                "model_version": info.model_version if info else None,
+            },
+            catalog=self.catalog,
+            overwrite=overwrite,
+        )
+
+    @property
+    def version(self) -> str:
+        """The model version recorded in its bundle."""
+        return self.info.model_version if self.info else "unsaved"
+
+    @property
+    def name(self) -> str:
+        """The bundle's model name, else the model's family."""
+        if self.info is not None and self.info.model_name:
+            return str(self.info.model_name)
+        return self.family.name
+
+    @property
+    def family(self):
+        """The model family (:mod:`plo_risk.model.families`) of the classifier."""
+        return family_of(self.model.estimator_)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Risk category thresholds stored with the model."""
+        return dict(self.model.thresholds or {})
+
+    @property
+    def reference(self) -> dict[str, list]:
+        """Training-data reference values per field (quantiles; no rows)."""
+        return dict((self.info.extra if self.info else {}).get("reference") or {})
+
+    # ----------------------------------------------------------- scoring
+    def prepare(self, frame: pd.DataFrame | ValidatedFrame) -> PreparedFrame:
+        """Validate a frame and build its model matrix, ahead of :meth:`predict_frame`.
+
+        Batch scoring prepares the next chunk on a reader thread while this one is
+        predicted; ``predict_frame(model.prepare(frame))`` equals
+        ``predict_frame(frame)``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame or ValidatedFrame
+            Raw rows (validated here, columns that are not catalog fields
+            ignored) or the result of :func:`plo_risk.validate_frame`.
+
+        Returns
+        -------
+        PreparedFrame
+        """
+        res = (
+            frame
+            if isinstance(frame, ValidatedFrame)
+            else validate_frame(frame, unknown="ignore", catalog=self.catalog)
+        )
+        X = _inputs(res.valid)
+        if len(X):
+            matrix, finish = split_margin(self.model.estimator_, X)
+        else:
+            matrix, finish = None, None
+        return PreparedFrame(res, X, matrix, finish)
+
+    def predict_frame(
+        self,
+        frame: pd.DataFrame | ValidatedFrame | PreparedFrame,
+        *,
+        explain: str = "none",
+        top_k: int = 3,
+        units: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Risk, category and the top factors of every row: the one call into a model.
+
+        Every consumer that scores rows asks this (batch scoring, the MLflow pyfunc,
+        the model card), so they all give the same numbers.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame, ValidatedFrame or PreparedFrame
+            Raw rows (validated here against the catalog; columns that are not
+            catalog fields are ignored), the result of
+            :func:`plo_risk.validate_frame`, or of :meth:`prepare`.
+        explain : {"none", "flagged", "all"}, default="none"
+            Which rows get their ``top_k`` factors: none, those in a category
+            above ``"low"``, or all.
+        top_k : int, default=3
+            Factors per explained row.
+        units : Mapping, default=None
+            Alternate units of whole columns (raw frames only), as in
+            :func:`plo_risk.validate_frame`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per input row, indexed like the input: ``patient_id`` (when
+            given, unchanged), ``risk`` (calibrated probability), ``category``,
+            then ``factor_k`` and ``contribution_k`` (calibrated log-odds) unless
+            ``explain="none"``, and ``error``: None for a scored row, else every
+            problem of the row (``field=value: reason``; its risk is NaN).
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``explain`` or a ``top_k`` outside 1 to the number of
+            fields; ValidationError for problems of the frame as a whole.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from plo_risk import RiskModel, make_model, validate_frame
+        >>> from plo_risk.synthetic import generate_cohort
+        >>> train = validate_frame(generate_cohort(1_000, seed=1)).valid
+        >>> model = RiskModel(make_model("clinical_rule", cv=2).fit(
+        ...     train, train["fracture"]))
+        >>> rows = pd.DataFrame({"age_years": [31, 29], "parity": [1, 2],
+        ...                      "months_postpartum": [2, 40], "z_lumbar_spine": [-2.5, 0]})
+        >>> out = model.predict_frame(rows, explain="all", top_k=1)
+        >>> out.columns.tolist()
+        ['risk', 'category', 'factor_1', 'contribution_1', 'error']
+        >>> out.loc[0, "factor_1"], out.loc[1, "error"][:19]
+        ('z_lumbar_spine', 'months_postpartum=4')
+        """
+        if explain not in EXPLAIN_OPTIONS:
+            raise ValueError(
+                f"The 'explain' parameter of predict_frame must be one of "
+                f"{', '.join(EXPLAIN_OPTIONS)}. Got {explain!r} instead."
+            )
+        n_fields = len(self.catalog)
+        if (
+            isinstance(top_k, bool)
+            or not isinstance(top_k, int)
+            or not 1 <= top_k <= n_fields
+        ):
+            raise ValueError(
+                "The 'top_k' parameter of predict_frame must be an int in the range "
+                f"[1, {n_fields}]. Got {top_k!r} instead."
+            )
+        if isinstance(frame, PreparedFrame):
+            prep = frame
+        elif isinstance(frame, ValidatedFrame):
+            prep = self.prepare(frame)
+        else:
+            prep = self.prepare(
+                validate_frame(
+                    frame, units=units, unknown="ignore", catalog=self.catalog
+                )
+            )
+        return self._predict(prep, explain, top_k)
+
+    def _predict(self, prep: PreparedFrame, explain: str, top_k: int) -> pd.DataFrame:
+        res, X = prep.res, prep.X
+        clf = self.model
+        if len(X):
+            # clf.decision_function(X), with the matrix built beforehand.
+            risk = expit(clf.intercept_ + clf.slope_ * prep.finish(prep.matrix))
+            category = clf.categorize(risk)
+        else:
+            risk = np.empty(0)
+            category = np.empty(0, dtype=object)
+        # Positions, not labels: an input index may repeat a label.
+        keep = res.valid_mask
+        n = res.n_input
+        columns: dict[str, Any] = {}
+        if res.ids is not None:
+            columns[ID_COLUMN] = res.ids.array
+        columns["risk"] = _spread(risk, keep, np.nan)
+        columns["category"] = _spread(category, keep, None)
+        if explain != "none":
+            mask = np.ones(len(X), bool) if explain == "all" else category != "low"
+            top = explain_cohort(clf, X.loc[mask], top_k=top_k) if mask.any() else None
+            rows = np.flatnonzero(keep)[mask]
+            for k in range(1, top_k + 1):
+                for name, empty in (
+                    (f"factor_{k}", None),
+                    (f"contribution_{k}", np.nan),
+                ):
+                    values = np.full(n, empty, dtype=object if empty is None else float)
+                    if top is not None:
+                        values[rows] = top[name].to_numpy()
+                    columns[name] = values
+        errors = np.full(n, None, dtype=object)
+        if len(res.rejects):
+            by_row = pd.Series(res.rejects["message"].to_numpy()).groupby(
+                res.reject_positions, sort=False
+            )
+            messages = by_row.agg("; ".join)
+            errors[messages.index.to_numpy(dtype=np.int64)] = messages.to_numpy()
+        columns["error"] = errors
+        index = res.index if res.index is not None else pd.RangeIndex(n)
+        return pd.DataFrame(columns, index=index)
+
+    def predict_proba(
+        self, frame: pd.DataFrame, *, units: Mapping[str, str] | None = None
+    ) -> np.ndarray:
+        """Calibrated risk for every row of a frame.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Catalog columns (any alternate units declared with ``units=``).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_rows,)
+
+        Raises
+        ------
+        ValidationError
+            If any row is invalid (listing the first problems with their rows); use
+            :meth:`predict_frame` or batch scoring to keep the valid rows.
+        """
+        res = validate_frame(frame, units=units, unknown="ignore", catalog=self.catalog)
+        if res.n_rejected:
+            first = res.rejects.head(10)
+            raise ValidationError(
+                [
+                    Problem(f"row {r.row}: {r.field}", r.value or "missing", r.reason)
+                    for r in first.itertuples()
+                ]
+            )
+        return self.predict_frame(res)["risk"].to_numpy()
+
+    def assess(
+        self, record: Mapping[str, Any], *, units: Mapping[str, str] | None = None
+    ) -> RiskAssessment:
+        """Explained risk for one patient.
+
+        Parameters
+        ----------
+        record : Mapping
+            Field name to value (see ``features/README.md``); missing fields are
+            allowed except the required ones.
+        units : Mapping, default=None
+            Alternate units, e.g. ``{"vitamin_d_25oh": "nmol/L"}``.
+
+        Returns
+        -------
+        RiskAssessment
+
+        Raises
+        ------
+        ValidationError
+            Naming every bad field, before any model work.
+        """
+        canonical = validate_record(record, units=units, catalog=self.catalog)
+        assessment = self._assess_canonical(canonical)
+        assessment._source = (dict(record), dict(units or {}))
+        return assessment
+
+    def _frame(self, canonical: Mapping[str, Any]) -> pd.DataFrame:
+        row = {}
+        for f in self.catalog:
+            v = canonical.get(f.name)
+            if f.dtype == "category":
+                row[f.name] = pd.Categorical([v], categories=list(f.categories))
+            elif f.dtype == "bool":
+                row[f.name] = [np.nan if v is None else float(v)]
+            else:
+                row[f.name] = [np.nan if v is None else float(v)]
+        return pd.DataFrame(row)
+
+    def _explainer(self):
+        """The model's explainer, prepared once (again if ``model`` is replaced)."""
+        cached = self.__dict__.get("_explainer_cache")
+        if (
+            cached is None
+            or cached.model is not self.model
+            or cached.estimator is not getattr(self.model, "estimator_", None)
+        ):
+            cached = explainer_for(self.model)
+            self._explainer_cache = cached
+        return cached
+
+    def _explain_row(
+        self, canonical: Mapping[str, Any]
+    ) -> tuple[np.ndarray, float, list[str]]:
+        """Field contributions (in catalog order of the model's fields) and base."""
+        explainer = self._explainer()
+        if explainer.arrays is not None:
+            # One record straight to numpy: no one-row DataFrame on the way.
+            values, base, fields = explainer.explain(canonical, "field")
+        else:
+            expl = contributions(self.model, self._frame(canonical), by="field")
+            values, base = expl.values.to_numpy(), expl.base
+            fields = list(expl.values.columns)
+        return values[0], float(base[0]), fields
+
+    def _assess_canonical(self, canonical: dict[str, Any]) -> RiskAssessment:
+        row, base, fields = self._explain_row(canonical)
+        logit = float(base + row.sum())
+        risk = float(expit(logit))
+        category = str(self.model.categorize([risk])[0])
+        position = {name: j for j, name in enumerate(fields)}
+        factors = []
+        for f in self.catalog:
+            value = canonical.get(f.name)
+            factors.append(
+                Factor(
+                    f.name,
+                    f.label,
+                    value,
+                    f.unit,
+                    float(row[position[f.name]]),
+                    value is not None,
+                )
+            )
+        factors.sort(key=lambda fa: -abs(fa.contribution))
+        return RiskAssessment(self, dict(canonical), risk, category, base, factors)
+
+    # ------------------------------------------------------- helpers used lazily
+    def _interval(self, canonical: Mapping[str, Any]) -> tuple[float, float] | None:
+        if not getattr(self.model, "ensemble_", None):
+            return None
+        risks = ensemble_risks(self.model, self._frame(canonical))[:, 0]
+        tail = (1 - INTERVAL_LEVEL) / 2
+        lo, hi = np.quantile(risks, [tail, 1 - tail])
+        return float(lo), float(hi)
+
+    def _missing(self, canonical: Mapping[str, Any]) -> list[MissingInput]:
+        groups = self._missing_groups(canonical)
+        if not groups:
+            return []
+        rows, owners = [], []
+        for name, (_, _, candidates) in groups.items():
+            for cand in candidates:
+                rows.append({**canonical, **cand})
+                owners.append(name)
+        frame = pd.DataFrame(rows)
+        cols = [f.name for f in self.catalog]
+        res = validate_frame(frame[cols], catalog=self.catalog)
+        risks = pd.Series(np.nan, index=frame.index)
+        if len(res.valid):
+            risks.loc[res.valid.index] = self.model.predict_proba(_inputs(res.valid))[
+                :, 1
+            ]
+        out = []
+        owners_s = pd.Series(owners)
+        for name, (fields, label, _) in groups.items():
+            r = risks[owners_s == name].dropna()
+            if len(r):
+                out.append(
+                    MissingInput(
+                        name, tuple(fields), label, float(r.min()), float(r.max())
+                    )
+                )
+        out.sort(key=lambda m: -m.spread)
+        return out
+
+    def _missing_groups(self, canonical: Mapping[str, Any]) -> dict:
+        ref = self.reference
+        groups: dict[str, tuple[list[str], str, list[dict]]] = {}
+        for site in self.catalog.bmd_sites:
+            fields = [site.name] + [s.name for s in self.catalog.scores_of(site.name)]
+            if all(canonical.get(f) is None for f in fields) and site.name in ref:
+                key = site.name.removeprefix("bmd_")
+                cands = [
+                    {site.name: float(v), **{s: None for s in fields[1:]}}
+                    for v in ref[site.name]
+                ]
+                groups[f"dxa_{key}"] = (
+                    fields,
+                    _SITE_LABELS.get(key, site.label),
+                    cands,
+                )
+        for f in self.catalog:
+            if f.group == "bmd" or canonical.get(f.name) is not None or not f.missing:
+                continue
+            if f.name not in ref:
+                continue
+            values = ref[f.name]
+            if f.dtype == "bool":
+                cands = [{f.name: True}, {f.name: False}]
+            elif f.dtype == "category":
+                cands = [{f.name: v} for v in values]
+            else:
+                cands = [{f.name: float(v)} for v in values]
+            groups[f.name] = ([f.name], f.label, cands)
+        return groups
+
+    def __repr__(self) -> str:
+        name = self.info.model_name if self.info else type(self.model).__name__
+        return f"RiskModel({name}, version={self.version})"
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFrame:
+    """A validated frame with its model matrix built (see :meth:`RiskModel.prepare`).
+
+    Attributes
+    ----------
+    res : ValidatedFrame
+        The validation result: valid rows and rejects.
+    X : pandas.DataFrame
+        The valid rows' model inputs (catalog fields only).
+    matrix, finish
+        The model matrix and the function that turns it into the margin
+        (:func:`plo_risk.model.calibration.split_margin`).
+    """
+
+    res: ValidatedFrame
+    X: pd.DataFrame
+    matrix: Any = None
+    finish: Any = None
+
+
+def _spread(values: np.ndarray, keep: np.ndarray, empty: Any) -> np.ndarray:
+    """``values`` of the kept rows at their input positions, ``empty`` elsewhere."""
+    out = np.full(len(keep), empty, dtype=object if empty is None else np.float64)
+    out[keep] = values
+    return out
+
+
+def _inputs(valid: pd.DataFrame) -> pd.DataFrame:
+    drop = [c for c in _NOT_INPUTS if c in valid.columns]
+    return valid.drop(columns=drop) if drop else valid

@@ -1,0 +1,938 @@
+"""Batch scoring of whole cohorts: streamed, nothing lost, resumable, explained.
+
+:func:`score_cohort` reads a CSV or Parquet input in chunks of ``chunk_rows`` rows
+(pyarrow's streaming readers: memory is bounded by the chunk, not the input), and
+for each chunk validates the rows, predicts, explains the flagged ones and writes::
+
+    out_dir/
+      part-00000.parquet          row, patient_id, risk, category, model_version,
+      part-00001.parquet          factor_1, contribution_1, ... (explained rows)
+      rejects/part-00000.parquet  row, patient_id, field, value, reason, message
+      _job.json                   what this folder is a run of (model, input, options)
+      manifest.json               counts, model version, input fingerprint (at the end)
+      _SUCCESS                    written last
+
+``row`` is the 0-based position of the row in the input, so every input row is
+either in a ``part-*`` file or in a ``rejects/part-*`` file with its reason
+(``n_scored + n_rejected == n_input``). A part is written to a temporary name and
+renamed, rejects first: a part that exists is complete. A rerun with ``resume=True``
+skips finished parts, so a run killed at any point (``kill -9`` included) ends, when
+rerun, with the same rows and values as an uninterrupted run. A different model,
+input or set of options on the same ``out_dir`` is refused rather than mixed.
+
+Explanation (exact TreeSHAP) is the expensive step: ``explain="flagged"`` (the
+default) explains only the rows in a category above ``"low"``, which in a
+population cohort is a small share; ``"all"`` explains every row and ``"none"``
+none. ``benchmarks/bench_score.py`` measures the cost of each.
+
+``engine="dask"`` runs the same per-chunk function over the partitions of a
+``dask.dataframe`` on a ``dask.distributed`` cluster (``scheduler="tcp://..."``, or a
+``LocalCluster`` when None). The model travels to the workers as its bundle's
+files (JSON and skops, loaded there with :func:`plo_risk.model.bundle.load_bundle`; never
+a pickled model); results come back to the client, which writes the parts.
+
+Examples
+--------
+>>> from plo_risk.serve.scoring import score_cohort                     # doctest: +SKIP
+>>> summary = score_cohort("models:/plo-risk@champion", "cohort.parquet",
+...                        "scored/")                             # doctest: +SKIP
+>>> summary.n_scored + summary.n_rejected == summary.n_input      # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from plo_risk.data.schema import (
+    ID_COLUMN,
+    ValidationError,
+    check_units,
+    validate_frame,
+)
+from plo_risk.serve.risk_model import PreparedFrame, RiskModel
+from plo_risk.utils.atomic import TEMP_GLOB, atomic_path, write_text_atomic
+from plo_risk.utils.version import package_version
+
+__all__ = ["EXPLAIN_OPTIONS", "ScoreSummary", "ScoringError", "score_cohort"]
+
+EXPLAIN_OPTIONS = ("flagged", "all", "none")
+ENGINES = ("local", "dask")
+_PART = "part-{:05d}.parquet"
+_JOB = "_job.json"
+_MANIFEST = "manifest.json"
+_SUCCESS = "_SUCCESS"
+# Row ids and counts of a part live in its Parquet footer, so a resumed run reads
+# the footers of finished parts, never their data.
+_META_KEY = b"plo_risk"
+_REJECT_COLUMNS = ["row", ID_COLUMN, "field", "value", "reason", "message"]
+
+
+class ScoringError(ValueError):
+    """A batch-scoring run that cannot start or continue; the message says why."""
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What :func:`score_cohort` did.
+
+    Attributes
+    ----------
+    n_input : int
+        Rows read from the input.
+    n_scored : int
+        Rows scored (in ``parts``).
+    n_rejected : int
+        Rows rejected (in ``rejects``, one row per bad cell, with the reason).
+    n_flagged : int
+        Scored rows in a category above ``"low"``.
+    seconds : float
+        Wall time of this call (a resumed run counts only its own work).
+    out_dir : Path
+    parts : list of Path
+        The scored part files, in input order.
+    rejects : list of Path
+        The rejects part files, in input order.
+    manifest : Path
+    resumed_parts : int
+        Parts found finished and skipped.
+    model_version : str
+    """
+
+    n_input: int
+    n_scored: int
+    n_rejected: int
+    n_flagged: int
+    seconds: float
+    out_dir: Path
+    parts: list[Path] = field(repr=False)
+    rejects: list[Path] = field(repr=False)
+    manifest: Path
+    resumed_parts: int
+    model_version: str
+
+    @property
+    def rows_per_second(self) -> float:
+        """Input rows per second of wall time (of this call)."""
+        return self.n_input / self.seconds if self.seconds > 0 else float("inf")
+
+    def read(self, *, rejects: bool = False) -> pd.DataFrame:
+        """All scored rows (or all rejects) as one frame, in input order."""
+        files = self.rejects if rejects else self.parts
+        frames = [pd.read_parquet(p) for p in files]
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_input:,} rows: {self.n_scored:,} scored "
+            f"({self.n_flagged:,} flagged), {self.n_rejected:,} rejected, "
+            f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) "
+            f"-> {self.out_dir}"
+        )
+
+
+# ------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class _Source:
+    kind: str  # "parquet" or "csv"
+    files: tuple[Path, ...]
+
+    @property
+    def n_rows(self) -> int | None:
+        if self.kind != "parquet":
+            return None
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+
+
+def _open_source(source: str | os.PathLike) -> _Source:
+    path = Path(source)
+    if not path.exists():
+        raise ScoringError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".parquet")
+        if not files:
+            raise ScoringError(f"{path}: a folder without *.parquet files")
+        kind = "parquet"
+    else:
+        suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+        if suffix in (".parquet", ".pq"):
+            kind = "parquet"
+        elif suffix in (".csv", ".csv.gz"):
+            kind = "csv"
+        else:
+            raise ScoringError(
+                f"{path}: unknown input type {suffix!r}; allowed: .csv, .csv.gz, "
+                ".parquet or a folder of .parquet files"
+            )
+        files = [path]
+    if kind == "parquet":
+        for f in files:
+            try:
+                pq.ParquetFile(f)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ScoringError(
+                    f"{f}: not a readable Parquet file ({exc})"
+                ) from None
+    return _Source(kind, tuple(files))
+
+
+def _columns(src: _Source) -> list[str]:
+    """The input's column names, read from the Parquet schema or the CSV header."""
+    if src.kind == "parquet":
+        names = [pq.read_schema(f).names for f in src.files]
+        for f, other in zip(src.files[1:], names[1:], strict=True):
+            if other != names[0]:
+                raise ScoringError(
+                    f"{f}: its columns differ from {src.files[0].name}'s; the files "
+                    "of a folder must share one schema"
+                )
+        return [c for c in names[0] if not c.startswith("__index_level_")]
+    return _csv_header(src.files[0])
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        return pacsv.open_csv(path).schema.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ScoringError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _fingerprint(src: _Source) -> str:
+    """sha256 over the input files' names, sizes and contents."""
+    h = hashlib.sha256()
+    for f in src.files:
+        h.update(f.name.encode())
+        h.update(str(f.stat().st_size).encode())
+        with open(f, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def _csv_reader(path: Path, block_size: int) -> pacsv.CSVStreamingReader:
+    """A streaming CSV reader that reads every column as text.
+
+    Types are decided by :func:`validate_frame`, per cell: inferring them from the
+    first block would make one bad cell further down fail the whole file.
+    """
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=block_size),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in _csv_header(path)},
+            strings_can_be_null=True,
+        ),
+    )
+
+
+def _batches(src: _Source, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    for f in src.files:
+        if src.kind == "parquet":
+            # pre_buffer=False: the pre-buffered column ranges stay cached until the
+            # whole file is read, so memory would grow with the input (~3 MB a chunk).
+            yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(
+                batch_size=chunk_rows
+            )
+        else:
+            yield from _csv_reader(f, block_size=_csv_block(chunk_rows))
+
+
+def _csv_block(chunk_rows: int) -> int:
+    """CSV bytes read at a time: about one chunk (a generated cohort row is
+    200-290 bytes of CSV; measured)."""
+    return max(1 << 20, chunk_rows * 400)
+
+
+def _chunks(src: _Source, chunk_rows: int) -> Iterator[tuple[int, int, pa.Table]]:
+    """(index, first row, table) of consecutive chunks of exactly chunk_rows rows.
+
+    The reader's batch sizes depend on row groups and CSV blocks; re-slicing them
+    makes the chunks, and so the part files, the same whatever the file layout.
+    """
+    pending: list[pa.RecordBatch] = []
+    n_pending = 0
+    index = start = 0
+    schema = None
+    for batch in _batches(src, chunk_rows):
+        if schema is None:
+            schema = batch.schema
+        elif batch.schema != schema:
+            try:
+                batch = batch.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                raise ScoringError(
+                    "the input files do not share one schema: "
+                    f"{batch.schema} vs {schema}"
+                ) from None
+        pending.append(batch)
+        n_pending += batch.num_rows
+        while n_pending >= chunk_rows:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield index, start, table.slice(0, chunk_rows)
+            rest = table.slice(chunk_rows)
+            pending = rest.to_batches()
+            n_pending = rest.num_rows
+            index += 1
+            start += chunk_rows
+    if n_pending:
+        yield index, start, pa.Table.from_batches(pending, schema=schema)
+
+
+# --------------------------------------------------------------- the chunk
+
+
+def _to_pandas(table: pa.Table, start: int) -> pd.DataFrame:
+    df = table.to_pandas()
+    df.index = pd.RangeIndex(start, start + len(df))
+    return df
+
+
+def score_frame(
+    model,
+    df: pd.DataFrame,
+    *,
+    explain: str = "flagged",
+    top_k: int = 3,
+    units: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score one chunk: the per-chunk function of both engines.
+
+    Parameters
+    ----------
+    model : RiskModel
+    df : pandas.DataFrame
+        The chunk; its index labels are the global row ids.
+    explain : {"flagged", "all", "none"}
+    top_k : int
+    units : Mapping, default=None
+
+    Returns
+    -------
+    scored : pandas.DataFrame
+        ``row, patient_id, risk, category, model_version`` and, unless
+        ``explain="none"``, ``factor_1, contribution_1, ...`` (None / NaN where
+        a row is not explained).
+    rejects : pandas.DataFrame
+        ``row, patient_id, field, value, reason, message``, one row per bad cell.
+    """
+    return _finish_chunk(model, df, _validate_chunk(model, df, units), explain, top_k)
+
+
+def _validate_chunk(model: RiskModel, df: pd.DataFrame, units) -> PreparedFrame:
+    # The reader thread's part: validation and the model matrix.
+    res = validate_frame(df, units=units, unknown="ignore", catalog=model.catalog)
+    return model.prepare(res)
+
+
+def _finish_chunk(
+    model: RiskModel, df: pd.DataFrame, prep: PreparedFrame, explain: str, top_k: int
+):
+    """Predict, categorize and explain the valid rows; shape both output frames."""
+    res = prep.res
+    out = model.predict_frame(prep, explain=explain, top_k=top_k)
+    out = out[res.valid_mask]
+    scored = pd.DataFrame(
+        {
+            "row": res.valid.index.to_numpy(dtype=np.int64),
+            ID_COLUMN: _ids(out[ID_COLUMN] if ID_COLUMN in out else None, len(out)),
+            "risk": out["risk"].to_numpy(dtype=np.float64),
+            "category": out["category"].to_numpy(dtype=object),
+            "model_version": model.version,
+        }
+    )
+    for k in range(1, top_k + 1) if explain != "none" else ():
+        scored[f"factor_{k}"] = out[f"factor_{k}"].to_numpy(dtype=object)
+        scored[f"contribution_{k}"] = out[f"contribution_{k}"].to_numpy(
+            dtype=np.float64
+        )
+    rejects = res.rejects
+    if len(rejects):
+        rid = df[ID_COLUMN] if ID_COLUMN in df.columns else None
+        rows = rejects["row"].to_numpy(dtype=np.int64)
+        rejects = pd.DataFrame(
+            {
+                "row": rows,
+                ID_COLUMN: _ids(None if rid is None else rid.loc[rows], len(rows)),
+                "field": rejects["field"].astype(str).to_numpy(),
+                "value": [None if v is None else str(v) for v in rejects["value"]],
+                "reason": rejects["reason"].astype(str).to_numpy(),
+                "message": rejects["message"].astype(str).to_numpy(),
+            }
+        )
+    else:
+        rejects = pd.DataFrame(
+            {
+                "row": np.empty(0, np.int64),
+                ID_COLUMN: np.empty(0, dtype=object),
+                **{c: np.empty(0, dtype=object) for c in _REJECT_COLUMNS[2:]},
+            }
+        )
+    return scored, rejects
+
+
+def _ids(ids: pd.Series | None, n: int) -> np.ndarray:
+    """Patient ids as text (None when absent): one Parquet type in every part."""
+    if ids is None:
+        return np.full(n, None, dtype=object)
+    missing = ids.isna().to_numpy()
+    if pd.api.types.is_float_dtype(ids.dtype):
+        # Integer ids read back as floats (a column with gaps): 17.0 -> "17".
+        whole = np.isfinite(ids.to_numpy()) & (ids.to_numpy() % 1 == 0)
+        text = (
+            ids.astype(object).where(~whole, ids.fillna(0).astype("int64")).astype(str)
+        )
+    else:
+        text = ids.astype(str)
+    out = text.to_numpy(dtype=object)
+    out[missing] = None
+    return out
+
+
+_SCORED_TYPES = {
+    "row": pa.int64(),
+    ID_COLUMN: pa.string(),
+    "risk": pa.float64(),
+    "category": pa.string(),
+    "model_version": pa.string(),
+}
+_REJECT_TYPES = {
+    "row": pa.int64(),
+    ID_COLUMN: pa.string(),
+    "field": pa.string(),
+    "value": pa.string(),
+    "reason": pa.string(),
+    "message": pa.string(),
+}
+
+
+def _arrow(df: pd.DataFrame, types: Mapping[str, pa.DataType], meta: dict) -> pa.Table:
+    fields = []
+    for name in df.columns:
+        if name in types:
+            fields.append(pa.field(name, types[name]))
+        elif name.startswith("factor_"):
+            fields.append(pa.field(name, pa.string()))
+        else:
+            fields.append(pa.field(name, pa.float64()))
+    schema = pa.schema(fields, metadata={_META_KEY: json.dumps(meta).encode()})
+    return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    with atomic_path(path, fsync=True) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _write_part(out: Path, index: int, start: int, n_input: int, scored, rejects):
+    n_rejected = n_input - len(scored)
+    n_flagged = int((scored["category"] != "low").sum())
+    meta = {
+        "part": index,
+        "first_row": start,
+        "n_input": n_input,
+        "n_scored": len(scored),
+        "n_rejected": n_rejected,
+        "n_flagged": n_flagged,
+    }
+    # Rejects first: the scored part's existence marks the chunk as complete.
+    _write_atomic(
+        _arrow(rejects, _REJECT_TYPES, meta), out / "rejects" / _PART.format(index)
+    )
+    _write_atomic(_arrow(scored, _SCORED_TYPES, meta), out / _PART.format(index))
+    return meta
+
+
+def _part_meta(path: Path) -> dict | None:
+    try:
+        md = pq.read_metadata(path).metadata or {}
+        return json.loads(md[_META_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        return None
+
+
+# ------------------------------------------------------------- job folder
+
+
+def _model_fingerprint(model) -> str:
+    """The model's identity: version, creation, training data and calibration."""
+    info = model.info
+    h = hashlib.sha256()
+    h.update(str(model.version).encode())
+    if info is not None:
+        h.update(json.dumps([info.created, info.training_data], default=str).encode())
+    h.update(
+        json.dumps(
+            [model.model.intercept_, model.model.slope_, model.thresholds],
+            default=str,
+        ).encode()
+    )
+    return h.hexdigest()
+
+
+def _prepare_out_dir(out: Path, job: dict, resume: bool) -> None:
+    job_file = out / _JOB
+    if out.exists() and not out.is_dir():
+        raise ScoringError(f"{out}: exists and is not a folder")
+    if job_file.exists():
+        try:
+            previous = json.loads(job_file.read_text())
+        except ValueError:
+            previous = None
+        if resume:
+            if previous != job:
+                diff = sorted(
+                    k
+                    for k in set(job) | set(previous or {})
+                    if (previous or {}).get(k) != job.get(k)
+                )
+                raise ScoringError(
+                    f"{out} holds a scoring run with a different "
+                    f"{', '.join(diff) or 'job description'}; refusing to mix "
+                    "outputs. Use a new --out folder, or resume=False "
+                    "(--no-resume) to replace it."
+                )
+        else:
+            _clear(out)
+    elif any(out.glob("part-*.parquet")):
+        if resume:
+            raise ScoringError(
+                f"{out} holds part files but no {_JOB}: not a plo_risk scoring "
+                "folder; use an empty or new folder"
+            )
+        _clear(out)
+    (out / "rejects").mkdir(parents=True, exist_ok=True)
+    if not job_file.exists():
+        write_text_atomic(job_file, json.dumps(job, indent=2, sort_keys=True))
+    # Leftovers of a killed run: temporary files are never complete.
+    for stale in [*out.glob(TEMP_GLOB), *(out / "rejects").glob(TEMP_GLOB)]:
+        stale.unlink(missing_ok=True)
+
+
+def _clear(out: Path) -> None:
+    for pattern in (
+        "part-*.parquet",
+        "rejects/part-*.parquet",
+        _JOB,
+        _MANIFEST,
+        _SUCCESS,
+    ):
+        for p in out.glob(pattern):
+            p.unlink()
+
+
+def _finished(out: Path, index: int) -> dict | None:
+    part = out / _PART.format(index)
+    if not part.exists() or not (out / "rejects" / _PART.format(index)).exists():
+        return None
+    return _part_meta(part)
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A rich progress bar with rows/s on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int | None, enabled: bool):
+        self._bar = None
+        if not enabled:
+            return
+        self._bar = Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for the results
+            transient=False,
+        )
+        self._t0 = time.perf_counter()
+        self._rows = 0
+        self._task = self._bar.add_task("score", total=total, rate="")
+        self._bar.start()
+
+    def advance(self, rows: int, *, work: bool = True) -> None:
+        if self._bar is None:
+            return
+        if work:
+            self._rows += rows
+        rate = self._rows / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.update(self._task, advance=rows, rate=f"{rate:,.0f} rows/s")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# ------------------------------------------------------------------- public
+
+
+def score_cohort(
+    model,
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    chunk_rows: int = 100_000,
+    explain: str = "flagged",
+    top_k: int = 3,
+    engine: str = "local",
+    scheduler: str | None = None,
+    resume: bool = True,
+    units: Mapping[str, str] | None = None,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Score a whole cohort file in chunks; every row is scored or rejected.
+
+    Parameters
+    ----------
+    model : RiskModel or str or Path
+        A loaded :class:`~plo_risk.RiskModel`, or what :meth:`RiskModel.load`
+        accepts (a bundle folder, ``models:/plo-risk@champion``, ``runs:/…``).
+    source : str or Path
+        A CSV (``.csv``, ``.csv.gz``) or Parquet file, or a folder of Parquet
+        files (read in name order). Columns are catalog fields, optionally
+        ``patient_id``; other columns are ignored.
+    out_dir : str or Path
+        Output folder (see the module docstring for its layout).
+    chunk_rows : int, default=100_000
+        Rows per chunk and per part file; memory grows with it, not with the input.
+    explain : {"flagged", "all", "none"}, default="flagged"
+        Which rows get their ``top_k`` factors: those in a category above
+        ``"low"``, every row, or none.
+    top_k : int, default=3
+    engine : {"local", "dask"}, default="local"
+    scheduler : str, default=None
+        With ``engine="dask"``: a ``tcp://`` scheduler address; None starts a
+        ``LocalCluster`` for the call.
+    resume : bool, default=True
+        Skip parts a previous run of the same job finished. False replaces the
+        folder's previous output.
+    units : Mapping, default=None
+        Field to unit of its whole column, as in :func:`plo_risk.validate_frame`.
+    progress : bool, default=None
+        Show a progress bar; None shows it only on a terminal.
+
+    Returns
+    -------
+    ScoreSummary
+
+    Raises
+    ------
+    ScoringError
+        Unreadable input, an input without the required columns, an ``out_dir``
+        holding another job, a bad option.
+    """
+    t0 = time.perf_counter()
+    if explain not in EXPLAIN_OPTIONS:
+        raise ScoringError(
+            f"explain={explain!r} is not allowed; use one of {', '.join(EXPLAIN_OPTIONS)}"
+        )
+    if engine not in ENGINES:
+        raise ScoringError(
+            f"engine={engine!r} is not allowed; use one of {', '.join(ENGINES)}"
+        )
+    for name, value, low in (("chunk_rows", chunk_rows, 1), ("top_k", top_k, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ScoringError(
+                f"{name}={value!r} is not allowed; use an integer >= {low}"
+            )
+    if scheduler is not None and engine != "dask":
+        raise ScoringError("scheduler= is only used with engine='dask'")
+    model = _load_model(model)
+    n_fields = len(model.catalog.names)
+    if explain != "none" and top_k > n_fields:
+        raise ScoringError(f"top_k={top_k} is not allowed; at most {n_fields} fields")
+    try:
+        check_units(units, model.catalog)
+    except ValidationError as exc:
+        raise ScoringError(f"units: {exc}") from None
+
+    src = _open_source(source)
+    _check_columns(_columns(src), model, units, src)
+    out = Path(out_dir)
+    job = {
+        "model_version": model.version,
+        "model_fingerprint": _model_fingerprint(model),
+        "input": [str(f.resolve()) for f in src.files],
+        "input_fingerprint": _fingerprint(src),
+        "chunk_rows": chunk_rows,
+        "explain": explain,
+        "top_k": top_k,
+        "units": dict(units or {}),
+        "engine": engine,
+    }
+    _prepare_out_dir(out, job, resume)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if engine == "local":
+        metas, resumed = _run_local(model, src, out, job, show)
+    else:
+        metas, resumed = _run_dask(model, src, out, job, scheduler, show)
+    return _finish(out, job, metas, resumed, model.version, time.perf_counter() - t0)
+
+
+def _load_model(model):
+    if isinstance(model, RiskModel):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return RiskModel.load(model)
+    raise ScoringError(
+        f"model must be a RiskModel, a bundle folder or an MLflow model URI; "
+        f"got {type(model).__name__}"
+    )
+
+
+def _check_columns(columns: list[str], model, units, src: _Source) -> None:
+    """Problems of the input as a whole (a required column absent) stop it up front."""
+    try:
+        validate_frame(
+            pd.DataFrame(columns=columns),
+            units=units,
+            unknown="ignore",
+            catalog=model.catalog,
+        )
+    except ValidationError as exc:
+        raise ScoringError(f"{', '.join(map(str, src.files))}: {exc}") from None
+
+
+def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
+    """Chunks in order; the next chunk is read and validated while this one is
+    predicted and written (xgboost and Parquet I/O release the GIL)."""
+    bar = _Progress(src.n_rows, show)
+    metas: list[dict] = []
+    resumed = 0
+
+    def prepare(start: int, table: pa.Table):
+        df = _to_pandas(table, start)
+        return df, _validate_chunk(model, df, job["units"])
+
+    def todo() -> Iterator[tuple[int, int, pa.Table]]:
+        nonlocal resumed
+        for index, start, table in _chunks(src, job["chunk_rows"]):
+            done = _finished(out, index)
+            if done is not None and done.get("n_input") == table.num_rows:
+                metas.append(done)
+                resumed += 1
+                bar.advance(table.num_rows, work=False)
+                continue
+            yield index, start, table
+
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plo-read") as pool:
+            pending = None
+            for index, start, table in todo():
+                future = pool.submit(prepare, start, table)
+                if pending is not None:
+                    metas.append(_score_and_write(model, out, job, *pending))
+                    bar.advance(metas[-1]["n_input"])
+                pending = (index, start, future)
+            if pending is not None:
+                metas.append(_score_and_write(model, out, job, *pending))
+                bar.advance(metas[-1]["n_input"])
+    finally:
+        bar.close()
+    metas.sort(key=lambda m: m["part"])
+    return metas, resumed
+
+
+def _score_and_write(model, out: Path, job: dict, index: int, start: int, future):
+    df, res = future.result()
+    scored, rejects = _finish_chunk(model, df, res, job["explain"], job["top_k"])
+    return _write_part(out, index, start, len(df), scored, rejects)
+
+
+# -------------------------------------------------------------------- dask
+
+
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def _bundle_files(model) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model.save(Path(tmp) / "bundle")
+        return {
+            str(p.relative_to(path)): p.read_bytes()
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
+
+
+def _worker_model(key: str, files: Mapping[str, bytes]):
+    """The model on a dask worker: its bundle's files, loaded once per process."""
+    if key not in _WORKER_MODELS:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                target = Path(tmp) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            _WORKER_MODELS[key] = RiskModel.load(tmp)
+    return _WORKER_MODELS[key]
+
+
+def _dask_chunk(df: pd.DataFrame, start: int, key: str, files, job: dict):
+    model = _worker_model(key, files)
+    df = df.copy()
+    df.index = pd.RangeIndex(start, start + len(df))
+    scored, rejects = score_frame(
+        model, df, explain=job["explain"], top_k=job["top_k"], units=job["units"]
+    )
+    return len(df), scored, rejects
+
+
+def _dask_frame(src: _Source, chunk_rows: int):
+    import dask.dataframe as dd  # optional: the dask extra, only for engine="dask"
+
+    files = [str(f) for f in src.files]
+    if src.kind == "parquet":
+        # One partition per row group: write the input with row groups of about
+        # chunk_rows rows to bound each worker's memory.
+        return dd.read_parquet(files, split_row_groups=True)
+    # Every column as text, as the local engine reads CSV.
+    return dd.read_csv(
+        files,
+        dtype={name: "string" for name in _csv_header(src.files[0])},
+        blocksize=_csv_block(chunk_rows),
+        keep_default_na=False,
+        na_values=[""],
+    )
+
+
+def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
+    try:
+        # optional: the dask extra, only for engine="dask"
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - the test extras install it
+        raise ScoringError(
+            "engine='dask' needs dask.distributed: pip install 'plo-risk[dask]'"
+        ) from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=min(2, os.cpu_count() or 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout="5s")
+        except OSError as exc:
+            raise ScoringError(
+                f"dask scheduler {scheduler}: cannot connect ({exc})"
+            ) from None
+    bar = None
+    try:
+        ddf = _dask_frame(src, job["chunk_rows"])
+        # Row ids need each partition's offset: one pass over the lengths first.
+        lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        bar = _Progress(sum(lengths), show)
+        files = _bundle_files(model)
+        key = job["model_fingerprint"]
+        files_future = client.scatter(files, broadcast=True)
+        metas: dict[int, dict] = {}
+        resumed = 0
+        futures = {}
+        parts = ddf.to_delayed()
+        for index, (delayed, start, n) in enumerate(
+            zip(parts, starts, lengths, strict=True)
+        ):
+            done = _finished(out, index)
+            if done is not None and done.get("n_input") == n:
+                metas[index] = done
+                resumed += 1
+                bar.advance(n, work=False)
+                continue
+            fut = client.compute(_delayed_chunk(delayed, start, key, files_future, job))
+            futures[fut] = (index, start)
+        for fut in as_completed(list(futures)):
+            index, start = futures[fut]
+            n_input, scored, rejects = fut.result()
+            metas[index] = _write_part(out, index, start, n_input, scored, rejects)
+            bar.advance(n_input)
+    finally:
+        if bar is not None:
+            bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [metas[i] for i in sorted(metas)], resumed
+
+
+def _delayed_chunk(part, start, key, files, job):
+    import dask  # optional: the dask extra, only for engine="dask"
+
+    return dask.delayed(_dask_chunk, pure=True)(part, start, key, files, job)
+
+
+# ------------------------------------------------------------------- finish
+
+
+def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: float):
+    n_input = sum(m["n_input"] for m in metas)
+    n_scored = sum(m["n_scored"] for m in metas)
+    n_rejected = sum(m["n_rejected"] for m in metas)
+    n_flagged = sum(m["n_flagged"] for m in metas)
+    if n_scored + n_rejected != n_input:  # pragma: no cover - an internal invariant
+        raise ScoringError(
+            f"{out}: {n_scored} scored + {n_rejected} rejected != {n_input} input rows"
+        )
+    parts = [out / _PART.format(m["part"]) for m in metas]
+    rejects = [out / "rejects" / _PART.format(m["part"]) for m in metas]
+    manifest = {
+        **{k: job[k] for k in ("model_version", "input", "input_fingerprint")},
+        "options": {
+            k: job[k] for k in ("chunk_rows", "explain", "top_k", "units", "engine")
+        },
+        "n_input": n_input,
+        "n_scored": n_scored,
+        "n_rejected": n_rejected,
+        "n_flagged": n_flagged,
+        "parts": [p.name for p in parts],
+        "plo_risk_version": package_version(),
+    }
+    write_text_atomic(out / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    (out / _SUCCESS).write_text("")
+    return ScoreSummary(
+        n_input=n_input,
+        n_scored=n_scored,
+        n_rejected=n_rejected,
+        n_flagged=n_flagged,
+        seconds=seconds,
+        out_dir=out,
+        parts=parts,
+        rejects=rejects,
+        manifest=out / _MANIFEST,
+        resumed_parts=resumed,
+        model_version=version,
+    )
