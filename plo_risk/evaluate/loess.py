@@ -70,28 +70,63 @@ def _windows(
 def _local_fit(
     xw: np.ndarray, yw: np.ndarray, t: float, h: float
 ) -> tuple[float, float]:
-    """The degree-2 local fit at t as ``ehg127`` solves it: value and slope."""
+    """The degree-2 local fit at t: value and slope.
+
+    Weighted least squares on 1, d, d^2 (d = x - t) with tricube weights. A
+    well-conditioned window is solved by its 3x3 normal equations in the scaled
+    distance d / h (the same fit to ~1e-12); otherwise as R's ``ehg127`` does:
+    rows sqrt(w) * [1, d, d^2], columns equilibrated to unit 2-norm, SVD, singular
+    values at or below 100 eps sigma_1 dropped (R's pseudo-inverse).
+    """
+    u = (xw - t) / h
+    au = np.abs(u)
+    w = np.where(au < 1.0, (1.0 - au**3) ** 3, 0.0)
+    wu = w * u
+    wu2 = wu * u
+    s0, s1, s2 = float(w.sum()), float(wu.sum()), float(wu2.sum())
+    s3, s4 = float(wu2 @ u), float((wu2 * u) @ u)
+    # The 3x3 normal equations by their cofactors, when the window is well
+    # conditioned: determinant relative to the diagonal's product above 1e-6.
+    c00 = s2 * s4 - s3 * s3
+    c01 = s2 * s3 - s1 * s4
+    c02 = s1 * s3 - s2 * s2
+    det = s0 * c00 + s1 * c01 + s2 * c02
+    if s0 > 0 and s2 > 0 and s4 > 0 and det > 1e-6 * s0 * s2 * s4:
+        b0, b1, b2 = float(w @ yw), float(wu @ yw), float(wu2 @ yw)
+        c11 = s0 * s4 - s2 * s2
+        c12 = s1 * s2 - s0 * s3
+        value = (c00 * b0 + c01 * b1 + c02 * b2) / det
+        slope = (c01 * b0 + c11 * b1 + c12 * b2) / det
+        return value, slope / h
     d = xw - t
-    r = np.abs(d) / h
-    w = np.sqrt(np.where(r < 1.0, (1.0 - r**3) ** 3, 0.0))
-    design = np.column_stack([w, w * d, w * d * d])
-    target = w * yw
+    root = np.sqrt(w)
+    design = np.column_stack([root, root * d, root * d * d])
+    target = root * yw
     norms = np.sqrt((design * design).sum(0))
     norms[norms <= 0] = 1.0
-    u, sig, vt = np.linalg.svd(design / norms, full_matrices=False)
+    left, sig, vt = np.linalg.svd(design / norms, full_matrices=False)
     keep = sig > sig[0] * _EPS100
-    gamma = np.where(keep, (u.T @ target) / np.where(keep, sig, 1.0), 0.0)
+    gamma = np.where(keep, (left.T @ target) / np.where(keep, sig, 1.0), 0.0)
     coef = (vt.T @ gamma) / norms
     return float(coef[0]), float(coef[1])
 
 
 def _vertices(xs: np.ndarray, span: float, cell: float) -> np.ndarray:
-    """The vertices of R's k-d tree (``ehg126`` and ``ehg124``) for one predictor."""
+    """The vertices of R's k-d tree (``ehg126`` and ``ehg124``) for one predictor.
+
+    A cell with more than ``floor(n * span * cell)`` points is split at its median
+    order statistic ``m``; when ``x(m) == x(m + 1)`` (a run of ties), R tries the
+    orders m+1, m-1, m+2, m-2, ... and cuts at the first that ends a run, giving up
+    (keeping m) when the search leaves the cell. Found here with the sorted
+    positions of the run ends instead of walking through the ties.
+    """
     n = xs.size
     lo, hi = xs[0], xs[-1]
     margin = 0.005 * max(hi - lo, 1e-10 * max(abs(lo), abs(hi)) + 1e-30)
     vertices = [lo - margin, hi + margin]
     fc = int(math.floor(n * (span * cell)))
+    # 1-based orders k with x(k) != x(k+1): where a cut may fall.
+    ends = np.flatnonzero(xs[:-1] != xs[1:]) + 1
     queue = [(1, n, vertices[0], vertices[1])]  # 1-based inclusive ranks l..u
     i = 0
     while i < len(queue):  # first in, first out: Fortran's order
@@ -99,16 +134,7 @@ def _vertices(xs: np.ndarray, span: float, cell: float) -> np.ndarray:
         i += 1
         if (last - first) + 1 <= fc or not (v_hi - v_lo > 0.0):
             continue
-        m = (first + last) // 2
-        offset = 0
-        while not ((m + offset) >= last or (m + offset) < first):
-            if xs[m + offset - 1] == xs[m + offset]:  # a run of ties: move the cut
-                offset = -offset
-                if offset >= 0:
-                    offset += 1
-            else:
-                m = m + offset
-                break
+        m = _cut(ends, first, last, (first + last) // 2)
         cut = xs[m - 1]
         if v_lo == cut or v_hi == cut:
             continue
@@ -116,6 +142,26 @@ def _vertices(xs: np.ndarray, span: float, cell: float) -> np.ndarray:
         queue.append((first, m, v_lo, cut))
         queue.append((m + 1, last, cut, v_hi))
     return np.unique(np.asarray(vertices))
+
+
+def _cut(ends: np.ndarray, first: int, last: int, m: int) -> int:
+    """R's cut order near m: the run end met first in the order m, m+1, m-1, ..."""
+    j = int(np.searchsorted(ends, m, side="left"))
+    if j < ends.size and ends[j] == m:
+        return m
+    # The search stops at the first order outside [first, last): +k is outside for
+    # k >= last - m (scan step 2k - 1), -k for k > m - first (scan step 2k).
+    stop = min(2 * (last - m) - 1, 2 * (m - first + 1))
+    best, best_step = m, stop
+    if j < ends.size:
+        step = 2 * (int(ends[j]) - m) - 1
+        if step < best_step:
+            best, best_step = int(ends[j]), step
+    if j > 0:
+        step = 2 * (m - int(ends[j - 1]))
+        if step < best_step:
+            best, best_step = int(ends[j - 1]), step
+    return best
 
 
 def loess_fit(x: np.ndarray, y: np.ndarray, *, span: float = SPAN) -> np.ndarray:
@@ -147,8 +193,11 @@ def loess_fit(x: np.ndarray, y: np.ndarray, *, span: float = SPAN) -> np.ndarray
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    xs, ys = x[order], y[order]
+    if x.size > 1 and np.all(x[1:] >= x[:-1]):  # already sorted (as the ICI's rows)
+        xs, ys = x, y
+    else:
+        order = np.argsort(x, kind="stable")
+        xs, ys = x[order], y[order]
     v = _vertices(xs, span, CELL)
     q, start, h = _windows(xs, v, span)
     value = np.empty(v.size)
