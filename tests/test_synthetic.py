@@ -10,6 +10,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
 from plo_risk.data.catalog import load_catalog
@@ -62,6 +63,38 @@ def test_every_parameter_has_a_source():
         assert isinstance(entry["source"], str) and entry["source"].strip(), ".".join(
             path
         )
+
+
+def test_effects_are_labelled_as_the_ratio_they_are():
+    # The first wave labelled odds ratios as RR. An effect that enters the log-odds
+    # is either a source's risk ratio (*_rr, converted by the generator) or an odds
+    # ratio (*_or), and its source says which.
+    doc = yaml.safe_load(default_params_path().read_text())
+    named = [
+        (f"{section}.{name}", entry["source"])
+        for section, entries in doc.items()
+        for name, entry in entries.items()
+        if "_rr" in name or name.endswith("_or")
+    ]
+    assert len(named) >= 10
+    for key, source in named:
+        if key.endswith("_or"):
+            assert "odds ratio" in source, key
+        else:
+            assert "RR" in source, key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rr=st.floats(1.01, 5.0),
+    p0=st.floats(1e-5, 0.15),
+)
+def test_odds_ratio_gives_the_risk_ratio_at_the_baseline_risk(rr, p0):
+    from plo_risk.data.synthetic import _odds_ratio
+
+    odds = _odds_ratio(rr, p0)
+    risk = expit(logit(p0) + np.log(odds))
+    assert risk / p0 == pytest.approx(rr, rel=1e-9)
 
 
 def test_bad_params_file_names_the_parameter(tmp_path):
