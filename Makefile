@@ -48,11 +48,14 @@ $(FLOOR)/.installed: pyproject.toml tests/lower_bounds/floors.py
 lower-bounds: $(FLOOR)/.installed
 	$(FLOOR)/bin/python tests/lower_bounds/smoke.py
 
-# The suite, and beside it (mostly downloads, so it overlaps) the floor smoke test.
+# The suite on both cores (pytest-xdist; one OpenMP thread per worker, as two
+# workers with two spin-waiting threads each slow a fit tenfold), and beside it
+# (mostly downloads) the floor smoke test.
 test: $(VENV)/.installed-test chromium
 	@{ $(MAKE) --no-print-directory lower-bounds > lower-bounds.log 2>&1; \
 	   echo $$? > lower-bounds.status; } & \
-	$(BIN)/python -m pytest --durations=25; suite=$$?; wait; \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal --durations=25; \
+	suite=$$?; wait; \
 	floors=$$(cat lower-bounds.status); \
 	if [ "$$floors" != 0 ]; then \
 	  echo "make lower-bounds failed (lower-bounds.log):"; tail -n 40 lower-bounds.log; \

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+
+# One OpenMP thread per test process (make test runs two workers): on two cores,
+# two processes with spin-waiting OpenMP threads each make a fit 10-50x slower.
+# Set before xgboost or scikit-learn load their OpenMP runtime.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import socket
 import subprocess
 import sys
