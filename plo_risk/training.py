@@ -114,11 +114,43 @@ class DataSpec(ConfigModel):
     path: str | None = None
     units: dict[str, str] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _path_means_file(cls, data: Any) -> Any:
+        # A path is a file to read: without `source`, it is a file source.
+        if isinstance(data, Mapping) and data.get("path") and "source" not in data:
+            return {**data, "source": "file"}
+        return data
+
     @model_validator(mode="after")
     def _source_needs(self) -> DataSpec:
         if self.source == "file" and not self.path:
             raise ValueError("source 'file' needs 'path'")
+        # Keys the source does not read are mistakes, not silent defaults.
+        unused = sorted(self.model_fields_set & _UNUSED_BY_SOURCE[self.source])
+        if unused:
+            raise ValueError(
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not read "
+                f"with source {self.source!r} (synthetic data read n, setting, "
+                "prevalence, missingness and seed; a file reads path and units)"
+            )
         return self
+
+    def same_source_as(self, other: DataSpec) -> bool:
+        """Whether both specs read the same rows (the same file, or the same
+        generator call)."""
+        if self.source != other.source:
+            return False
+        if self.source == "file":
+            return Path(str(self.path)).resolve() == Path(str(other.path)).resolve()
+        keys = ("n", "setting", "prevalence", "missingness", "seed")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+_UNUSED_BY_SOURCE = {
+    "synthetic": frozenset({"path", "units"}),
+    "file": frozenset({"n", "setting", "prevalence", "missingness", "seed"}),
+}
 
 
 class DataConfig(ConfigModel):
@@ -127,6 +159,20 @@ class DataConfig(ConfigModel):
     train: DataSpec
     test: DataSpec | None = None
     test_fraction: float = Field(0.3, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _test_is_other_data(self) -> DataConfig:
+        if self.test is not None and self.test.same_source_as(self.train):
+            raise ValueError(
+                "test reads the same rows as train (the same file, or the generator "
+                "with the same n, setting, prevalence, missingness and seed): a model "
+                "evaluated on its training rows looks better than it is; give the "
+                "test set another seed or file, or leave test out to hold out "
+                "test_fraction of train"
+            )
+        if self.test is not None and "test_fraction" in self.model_fields_set:
+            raise ValueError("test_fraction is not used when a test set is given")
+        return self
 
 
 class ModelEntry(ConfigModel):
@@ -156,6 +202,9 @@ class ChampionConfig(ConfigModel):
     min_improvement: float = 0.0
     # "register" in the file (a pydantic model has a method of that name).
     register_champion: bool = Field(True, alias="register")
+    # A model at chance (AUROC CI reaching 0.5) or no better than the clinical rule
+    # is never promoted unless this is set.
+    allow_weak: bool = False
 
 
 class MLflowConfig(ConfigModel):
@@ -269,12 +318,17 @@ def _model_problems(raw: Any) -> list[str]:
             continue
         params = m.get("params") or {}
         if isinstance(params, Mapping):
-            known = get_family(family).known_params()
+            fam = get_family(family)
+            known = fam.known_params()
             for p in params:
                 if p not in known:
                     problems.append(
                         unknown_key_problem(f"{where}.params ({family})", p, known)
                     )
+            known_params = {k: v for k, v in params.items() if k in known}
+            problems += [
+                f"{where}.params: {msg}" for msg in fam.check_params(known_params)
+            ]
             signature = (family, repr(sorted(params.items(), key=lambda kv: kv[0])))
             if signature in seen:
                 problems.append(
@@ -402,10 +456,12 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
     df, desc = _read(exp.data.train)
     if exp.data.test is not None:
         tdf, tdesc = _read(exp.data.test)
-        return (
+        train, test = (
             _dataset(df, exp.data.train, desc),
             _dataset(tdf, exp.data.test, tdesc),
         )
+        _refuse_overlap(train, test, df, tdf)
+        return train, test
     full = _dataset(df, exp.data.train, desc)
     idx = np.arange(len(full.y))
     tr, te = train_test_split(
@@ -423,6 +479,37 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
         f"{desc} (held-out part)",
     )
     return train, test
+
+
+def _refuse_overlap(
+    train: Dataset, test: Dataset, train_raw: pd.DataFrame, test_raw: pd.DataFrame
+) -> None:
+    """A held-out set that shares rows (or patients) with the training set is refused."""
+    problems = []
+    common = set(pd.util.hash_pandas_object(train.X, index=False)) & set(
+        pd.util.hash_pandas_object(test.X, index=False)
+    )
+    if common:
+        problems.append(
+            f"{len(common):,} rows of the test set ({test.description}) are also rows "
+            f"of the training set ({train.description})"
+        )
+    if ID_COLUMN in train_raw.columns and ID_COLUMN in test_raw.columns:
+        ids = set(train_raw[ID_COLUMN].dropna().astype(str)) & set(
+            test_raw[ID_COLUMN].dropna().astype(str)
+        )
+        # Generated cohorts number their patients P0000001..., whatever the seed.
+        if ids and not all(
+            d.startswith("synthetic") for d in (train.description, test.description)
+        ):
+            problems.append(
+                f"{len(ids):,} patient ids are in both the training and the test set"
+            )
+    if problems:
+        raise ConfigError(
+            "data.test",
+            [p + ": evaluate on rows the model was not trained on" for p in problems],
+        )
 
 
 # ----------------------------------------------------------------- tracking
@@ -758,6 +845,41 @@ def _current_champion(client, mlflow):
     return mv.version, model
 
 
+def _weakness(
+    exp: Experiment,
+    best: ModelResult,
+    results: list[ModelResult],
+    train: Dataset,
+    test: Dataset,
+) -> str | None:
+    """Why the best model must not become the champion, or None.
+
+    At chance (its AUROC interval reaches 0.5, or no interval and AUROC <= 0.5),
+    or no better than the ISCD clinical rule on the same held-out rows (the rule is
+    fitted here when the experiment does not compare it).
+    """
+    auc = best.metrics.loc["auroc"]
+    low = auc["lower"] if np.isfinite(auc["lower"]) else auc["estimate"]
+    if not low > 0.5:
+        return (
+            f"{best.name} is not better than chance on the held-out data "
+            f"(AUROC {auc['estimate']:.3f}, lower bound {low:.3f})"
+        )
+    rule = next((r for r in results if r.family == "clinical_rule"), None)
+    if rule is not None:
+        rule_auc = rule.estimate("auroc")
+    else:
+        fitted = make_model("clinical_rule", cv=exp.cv.folds, random_state=exp.seed)
+        fitted.fit(train.X, train.y)
+        rule_auc = metric_functions.auroc(test.y, fitted.predict_proba(test.X)[:, 1])
+    if not best.estimate("auroc") > rule_auc:
+        return (
+            f"{best.name} (AUROC {best.estimate('auroc'):.3f}) is no better than the "
+            f"ISCD clinical rule (AUROC {rule_auc:.3f}) on the same held-out data"
+        )
+    return None
+
+
 def _decide(
     exp: Experiment, best: ModelResult, current: Any, test: Dataset
 ) -> tuple[bool, str]:
@@ -842,7 +964,17 @@ def _run(
             if exp.champion.register_champion:
                 say("choosing the champion")
                 current_version, current = _current_champion(client, mlflow)
-                replaced, reason = _decide(exp, best, current, test_ds)
+                weak = _weakness(exp, best, results, train_ds, test_ds)
+                if weak and not exp.champion.allow_weak:
+                    replaced, reason = (
+                        False,
+                        (
+                            f"not promoted: {weak} (set champion.allow_weak: true to "
+                            "promote it anyway)"
+                        ),
+                    )
+                else:
+                    replaced, reason = _decide(exp, best, current, test_ds)
                 if replaced:
                     mv = mlflow.register_model(best.model_uri, REGISTERED_NAME)
                     client.set_registered_model_alias(

@@ -70,7 +70,7 @@ def test_shipped_experiments_parse(name):
             lambda c: c["models"].append({"name": "random_forest"}),
             r"models\[2\]\.name='random_forest': must be one of",
         ),
-        (lambda c: c.update(thresholds={"high": 1.5}), "thresholds="),
+        (lambda c: c.update(thresholds={"high": 1.5}), "thresholds: must map"),
         (lambda c: c.update(champion={"metric": "accuracy"}), "champion.metric="),
         (lambda c: c["data"]["train"].update(source="sql"), "data.train.source='sql'"),
         (lambda c: c.update(cv={"folds": 1}), r"cv.folds=1"),
@@ -175,6 +175,88 @@ def test_training_leaves_the_matplotlib_backend_alone(tracking):
         matplotlib.use(before)
 
 
+@pytest.mark.parametrize(
+    ("models", "why"),
+    [
+        # No split can be made: a constant model, AUROC 0.5.
+        (
+            [{"name": "xgboost", "params": {"min_child_weight": 1e9}}],
+            "not better than chance",
+        ),
+        ([{"name": "clinical_rule"}], "no better than the ISCD clinical rule"),
+    ],
+    ids=["constant-model", "the-rule-itself"],
+)
+def test_a_weak_model_is_not_promoted_without_the_flag(tracking, models, why):
+    # The first wave registered a constant model (n_estimators -5) as champion on a
+    # fresh MLflow database.
+    result = compare({**SMALL, "models": models})
+    assert not result.replaced and result.champion is None
+    assert why in result.reason and "allow_weak" in result.reason
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        mlflow.MlflowClient().get_model_version_by_alias(
+            REGISTERED_NAME, CHAMPION_ALIAS
+        )
+    allowed = compare({**SMALL, "models": models, "champion": {"allow_weak": True}})
+    assert allowed.replaced
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        # No `source: file`: the first wave ignored both paths and trained and
+        # tested on one synthetic cohort.
+        (
+            {"train": {"path": "train.parquet"}, "test": {"path": "train.parquet"}},
+            "test reads the same rows as train",
+        ),
+        (
+            {"train": {"n": 500, "seed": 4}, "test": {"n": 500, "seed": 4}},
+            "test reads the same rows as train",
+        ),
+        ({"train": {"path": "x.csv", "n": 100}}, "n is not read with source 'file'"),
+        (
+            {"train": {"source": "synthetic", "path": "x.csv"}},
+            "path is not read with source 'synthetic'",
+        ),
+        (
+            {"train": {"n": 500}, "test": {"n": 500, "seed": 3}, "test_fraction": 0.2},
+            "test_fraction is not used",
+        ),
+    ],
+    ids=[
+        "same-file",
+        "same-seed",
+        "file-with-n",
+        "synthetic-with-path",
+        "unused-fraction",
+    ],
+)
+def test_data_keys_that_would_be_ignored_are_errors(data, match):
+    with pytest.raises(ConfigError, match=match):
+        load_experiment({**SMALL, "data": data})
+
+
+def test_a_path_is_read_as_a_file_and_overlapping_rows_are_refused(tmp_path, tracking):
+    from plo_risk.data.synthetic import generate_cohort
+
+    cohort = generate_cohort(1500, seed=21)
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    cohort.iloc[:600].to_parquet(tmp_path / "test.parquet")
+    exp = load_experiment(
+        {
+            **SMALL,
+            "data": {
+                "train": {"path": str(tmp_path / "cohort.parquet")},
+                "test": {"path": str(tmp_path / "test.parquet")},
+            },
+        }
+    )
+    assert exp.data.train.source == exp.data.test.source == "file"
+    with pytest.raises(ConfigError, match="600 rows of the test set"):
+        compare(exp)
+
+
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_experiment("nope.yaml")
@@ -229,7 +311,11 @@ def test_compare_logs_nested_runs_and_registers_champion(tracking):
 
 def test_worse_model_does_not_replace_champion(tracking):
     first = compare(SMALL)
-    weaker = {**SMALL, "models": [{"name": "clinical_rule"}]}
+    weaker = {
+        **SMALL,
+        "models": [{"name": "clinical_rule"}],
+        "champion": {"allow_weak": True},  # past the weak-model guard: the rule
+    }
     second = compare(weaker)
     assert not second.replaced
     assert "kept the champion" in second.reason

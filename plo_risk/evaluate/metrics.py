@@ -667,11 +667,17 @@ def loess_calibration_curve(
     p_sorted : numpy.ndarray
         The predictions, ascending.
     observed : numpy.ndarray
-        The smoothed observed risk at each of them.
+        The smoothed observed risk at each of them (NaN where loess has no local
+        fit: more than 75% of the rows at one risk).
     """
     y_arr, p_arr = _check_y_p(y, p)
     rows = _sorted_rows(y_arr, p_arr)
-    return rows.p, loess_fit(rows.p, rows.y)
+    if rows.p[0] == rows.p[-1]:  # one predicted value: the curve is the rate
+        return rows.p, np.full_like(rows.p, rows.y.mean())
+    try:
+        return rows.p, loess_fit(rows.p, rows.y)
+    except ValueError:  # many rows share one risk: no curve there (R stops too)
+        return rows.p, np.full_like(rows.p, np.nan)
 
 
 def net_benefit(y: ArrayLike, p: ArrayLike, threshold: float) -> float:

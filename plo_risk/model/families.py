@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,6 +60,12 @@ from plo_risk.model.features import (
     monotone_constraints,
 )
 from plo_risk.model.rule import ISCD_Z_THRESHOLD, ClinicalRuleClassifier
+from plo_risk.utils.sklearn_compat import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 __all__ = [
     "FAMILIES",
@@ -101,6 +107,40 @@ class ModelFamily:
     def known_params(self) -> set[str]:
         """Every hyperparameter an experiment may set for this family."""
         return set(self.default_params) | set(self.extra_params)
+
+    def param_constraints(self) -> dict[str, list]:
+        """Allowed values of each hyperparameter (scikit-learn's constraint form)."""
+        return {}
+
+    def check_params(self, params: Mapping[str, Any]) -> list[str]:
+        """Every problem of ``params``: unknown names and values out of range.
+
+        Each message names the hyperparameter, the value and what is allowed (the
+        library's own constraints where it declares them), e.g. "The 'max_depth'
+        parameter of XGBClassifier must be an int in the range [0, inf). Got -5
+        instead."
+        """
+        problems = []
+        known = self.known_params()
+        constraints = self.param_constraints()
+        for name, value in params.items():
+            if name not in known:
+                problems.append(f"unknown hyperparameter {name!r} for {self.name}")
+                continue
+            if name not in constraints:
+                continue
+            try:
+                validate_parameter_constraints(
+                    {name: constraints[name]},
+                    {name: value},
+                    caller_name=self.estimator_name,
+                )
+            except InvalidParameterError as exc:
+                problems.append(str(exc))
+        return problems
+
+    #: The estimator the constraints belong to (for messages).
+    estimator_name: ClassVar[str] = "the model"
 
     def build(
         self, params: Mapping[str, Any], catalog: Catalog, random_state: int
@@ -204,6 +244,34 @@ class XGBoostFamily(ModelFamily):
         "value is imputed."
     )
     file_suffix = ".json"
+    estimator_name = "XGBClassifier"
+
+    def param_constraints(self):
+        # The ranges of XGBoost's parameter documentation ("XGBoost Parameters",
+        # xgboost.readthedocs.io: eta [0,1], gamma, max_depth, min_child_weight,
+        # max_delta_step, lambda, alpha [0,inf), subsample and colsample_* (0,1]);
+        # at least one tree and one learning step.
+        unit = [Interval(Real, 0, 1, closed="right")]
+        nonneg = [Interval(Real, 0, None, closed="left")]
+        return {
+            "n_estimators": [Interval(Integral, 1, None, closed="left")],
+            "max_depth": [Interval(Integral, 0, None, closed="left")],
+            "learning_rate": unit,
+            "subsample": unit,
+            "colsample_bytree": unit,
+            "colsample_bylevel": unit,
+            "min_child_weight": nonneg,
+            "reg_lambda": nonneg,
+            "reg_alpha": nonneg,
+            "gamma": nonneg,
+            "min_split_loss": nonneg,
+            "max_delta_step": nonneg,
+            "max_bin": [Interval(Integral, 2, None, closed="left")],
+            "scale_pos_weight": [Interval(Real, 0, None, closed="neither")],
+            "monotone": ["boolean"],
+            "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
+            "tree_method": [StrOptions({"auto", "exact", "approx", "hist"})],
+        }
 
     def build(self, params, catalog, random_state):
         params = dict(params)
@@ -389,6 +457,11 @@ class HistGradientBoostingFamily(_SkopsFamily):
         "collections.OrderedDict",
     )
 
+    estimator_name = "HistGradientBoostingClassifier"
+
+    def param_constraints(self):
+        return dict(HistGradientBoostingClassifier._parameter_constraints)
+
     def build(self, params, catalog, random_state):
         clf = HistGradientBoostingClassifier(random_state=random_state, **params)
         return [("features", build_pipeline(catalog)), ("model", clf)]
@@ -466,6 +539,15 @@ class LogisticFamily(_SkopsFamily):
         "collections.OrderedDict",
     )
 
+    estimator_name = "LogisticRegression"
+
+    def param_constraints(self):
+        return {
+            **LogisticRegression._parameter_constraints,
+            "n_knots": [Interval(Integral, 2, None, closed="left")],
+            "spline_columns": [list, tuple],
+        }
+
     def build(self, params, catalog, random_state):
         params = dict(params)
         spline_cols = list(params.pop("spline_columns"))
@@ -524,6 +606,11 @@ class ClinicalRuleFamily(ModelFamily):
         "'no DXA' group with its observed fracture rate."
     )
     file_suffix = ".rule.json"
+
+    estimator_name = "ClinicalRuleClassifier"
+
+    def param_constraints(self):
+        return dict(ClinicalRuleClassifier._parameter_constraints)
 
     def build(self, params, catalog, random_state):
         return [

@@ -58,7 +58,8 @@ def make_model(
     Raises
     ------
     ValueError
-        For an unknown model name or hyperparameter.
+        For an unknown model name or hyperparameter, or a value out of its
+        allowed range (all of them at once).
 
     Examples
     --------
@@ -76,6 +77,9 @@ def make_model(
             f"Unknown hyperparameters for {name}: {sorted(unknown)}. Known: "
             f"{sorted(known)}."
         )
+    problems = family.check_params(params or {})
+    if problems:
+        raise ValueError("; ".join(problems))
     merged = {**family.default_params, **(params or {})}
     return PlattCalibratedClassifier(
         estimator=Pipeline(family.build(merged, catalog, random_state)),

@@ -145,9 +145,13 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     msg = msg.removeprefix("Value error, ")
     msg = msg[:1].lower() + msg[1:]
     path = key_path(loc)
-    if "input" in err and kind not in ("model_type", "dict_type", "list_type"):
+    if (
+        "input" in err
+        and kind not in ("model_type", "dict_type", "list_type")
+        and not isinstance(err["input"], Mapping)
+    ):
         value = err["input"]
-        shown = repr(value) if not isinstance(value, Mapping) else "{...}"
+        shown = repr(value)
         if len(shown) > 60:
             shown = shown[:57] + "..."
         return f"{path}={shown}: {msg}" if path else msg

@@ -12,7 +12,9 @@ from sklearn.base import _fit_context as fit_context
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
+    InvalidParameterError,
     StrOptions,
+    validate_parameter_constraints,
     validate_params,
 )
 from sklearn.utils.validation import _check_feature_names_in as check_feature_names_in
@@ -20,8 +22,10 @@ from sklearn.utils.validation import _check_feature_names_in as check_feature_na
 __all__ = [
     "HasMethods",
     "Interval",
+    "InvalidParameterError",
     "StrOptions",
     "check_feature_names_in",
     "fit_context",
+    "validate_parameter_constraints",
     "validate_params",
 ]
