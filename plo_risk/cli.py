@@ -2,20 +2,30 @@
 
 Each verb maps one to one onto a Python function of the package; the CLI adds no
 knobs of its own. It owns the terminal: library code never prints.
+
+One vocabulary across verbs: ``--model`` (a bundle folder or an MLflow URI),
+``--input`` (the data a verb reads), ``--out`` (what it writes: a file or a folder,
+as each verb says), ``--unit FIELD=UNIT`` (a column in an alternate unit),
+``--prevalence``/``--setting`` (move a model to another setting), ``--quiet``.
+The first wave's names (``--source``, ``--data``, ``--out-dir``) still work.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -24,19 +34,21 @@ from plo_risk.data.catalog import catalog_markdown, load_catalog
 from plo_risk.data.ingest import RegistryError
 from plo_risk.data.ingest import ingest as run_ingest
 from plo_risk.data.schema import ValidationError, validate_frame
-from plo_risk.data.synthetic import generate_cohort, load_params
+from plo_risk.data.synthetic import MISSINGNESS, STYLES, generate_cohort
+from plo_risk.data.synthetic import SETTINGS as COHORT_SETTINGS
 from plo_risk.evaluate.external import external_validation
 from plo_risk.model.bundle import BundleError
-from plo_risk.model.calibration import recalibrate
 from plo_risk.report import SEED_CASE, metric_label, model_card
-from plo_risk.serve.risk_model import RiskModel
-from plo_risk.serve.scoring import ScoringError, score_cohort
+from plo_risk.serve.risk_model import SETTINGS, RiskModel
+from plo_risk.serve.scoring import ENGINES, EXPLAIN_OPTIONS, ScoringError, score_cohort
 from plo_risk.serve.tracking import CHAMPION_ALIAS, REGISTERED_NAME
 from plo_risk.utils.atomic import atomic_path
 
 app = typer.Typer(
-    help="Fracture risk in pregnancy- and lactation-associated osteoporosis (PLO): "
-    "synthetic cohorts, validation and the feature catalog.",
+    help="Explained fracture risk in pregnancy- and lactation-associated "
+    "osteoporosis (PLO): synthetic cohorts, registry ingestion, training and "
+    "comparison tracked in MLflow, one patient's assessment, batch scoring, the "
+    "model card.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -45,6 +57,35 @@ app = typer.Typer(
 # keep their numbers instead of truncating them.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Without a terminal, a long step says it is still running this often (seconds).
+HEARTBEAT_SECONDS = 30.0
+
+
+def Setting_value(value) -> str:  # noqa: N802 - reads like the Enum it unwraps
+    """The plain string of an Enum choice (or of a string)."""
+    return value.value if isinstance(value, Enum) else str(value)
+
+
+def _choices(name: str, values) -> type[Enum]:
+    """A str Enum of the allowed values, so --help lists them."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Explain = _choices("Explain", EXPLAIN_OPTIONS)
+Engine = _choices("Engine", ENGINES)
+Setting = _choices("Setting", SETTINGS)
+CohortSetting = _choices("CohortSetting", COHORT_SETTINGS)
+Style = _choices("Style", STYLES)
+Missingness = _choices("Missingness", MISSINGNESS)
+
+MODEL_HELP = "Bundle folder or MLflow URI (models:/name@alias, runs:/id/model)."
+UNIT_HELP = "FIELD=UNIT: a column (or field) in an alternate unit; repeatable."
+PREVALENCE_HELP = (
+    "Move the model to a setting with this outcome prevalence first (intercept "
+    "shift), e.g. 4.6e-4 for all deliveries."
+)
+SETTING_HELP = "Move the model to this setting's prevalence first."
+QUIET_HELP = "No progress output."
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -52,17 +93,86 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _one_of(name: str, new, old, old_name: str):
+    """The value of an option given under its name or its first-wave alias."""
+    if new is not None and old is not None:
+        _fail(f"{name} and {old_name} are the same option; give one")
+    return new if new is not None else old
+
+
+def _parse_units(items: list[str] | None) -> dict[str, str]:
+    units = {}
+    for item in items or []:
+        field, sep, value = item.partition("=")
+        if not sep or not field.strip() or not value.strip():
+            _fail(f"--unit {item!r}: use FIELD=UNIT, e.g. vitamin_d_25oh=nmol/L")
+        units[field.strip()] = value.strip()
+    return units
+
+
+@contextmanager
+def _progress_lines(quiet: bool):
+    """Without a terminal, the library's progress log lines go to stderr while the
+    block runs (a caller that configured logging itself keeps its own handlers)."""
+    logger = logging.getLogger("plo_risk")
+    if quiet or sys.stderr.isatty() or logger.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @contextmanager
 def _step(text: str, quiet: bool):
-    """A spinner with elapsed time on a terminal; silent in CI and pipes."""
+    """A spinner with elapsed time on a terminal; without one, a line when the step
+    starts and one every HEARTBEAT_SECONDS while it runs."""
     start = time.perf_counter()
-    if quiet or not console.is_terminal:
+    if quiet:
         yield
-    else:
+    elif console.is_terminal:
         with console.status(text):
+            yield
+    else:
+        console.print(f"… {text}", soft_wrap=True, highlight=False)
+        with _heartbeat(lambda: text, start):
             yield
     if not quiet:
         console.print(f"[green]✓[/] {text} ({time.perf_counter() - start:.1f} s)")
+
+
+@contextmanager
+def _heartbeat(current, start: float):
+    """Print "still ..." every HEARTBEAT_SECONDS until the block ends."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            elapsed = time.perf_counter() - start
+            console.print(
+                f"… still {current()} ({elapsed / 60:.0f} min {elapsed % 60:.0f} s)",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+    thread = threading.Thread(target=beat, name="plo-risk-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _write_frame(df, out: Path) -> None:
@@ -114,8 +224,8 @@ def generate(
         int, typer.Option(help="Number of pregnancy episodes (rows).")
     ] = 10_000,
     setting: Annotated[
-        str,
-        typer.Option(help="'referral' (enriched) or 'population' (real prevalence)."),
+        CohortSetting,
+        typer.Option(help="referral (enriched) or population (the real prevalence)."),
     ] = "referral",
     prevalence: Annotated[
         float | None,
@@ -124,13 +234,11 @@ def generate(
         ),
     ] = None,
     style: Annotated[
-        str,
-        typer.Option(
-            help="'clean' (catalog columns) or 'registry' (a messy registry extract)."
-        ),
+        Style,
+        typer.Option(help="clean (catalog columns) or registry (a messy extract)."),
     ] = "clean",
     missingness: Annotated[
-        str, typer.Option(help="'realistic' or 'none' (every input observed).")
+        Missingness, typer.Option(help="realistic, or none (every input observed).")
     ] = "realistic",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same cohort.")] = 0,
     params: Annotated[
@@ -139,12 +247,15 @@ def generate(
             help="Another generator parameter file (default: the shipped params.yaml)."
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Generate a synthetic PLO cohort with its ground-truth risk (the oracle)."""
 
     if out.suffix.lower() not in (".csv", ".parquet"):
         _fail(f"--out {out}: the file name must end in .csv or .parquet")
+    setting, style, missingness = (
+        Setting_value(v) for v in (setting, style, missingness)
+    )
     try:
         with _step(f"generating {n:,} {setting} rows ({style})", quiet):
             df = generate_cohort(
@@ -171,14 +282,16 @@ def generate(
 
 @app.command()
 def ingest(
-    source: Annotated[
-        str,
-        typer.Option(
-            help="Registry extract (.csv, .parquet, .xlsx) or a database URL with "
-            "OMOP CDM tables (e.g. duckdb:///registry.duckdb)."
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="Validated cohort, .csv or .parquet.")],
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Registry extract (.csv, .parquet, .xlsx) or a database URL with "
+            "OMOP CDM tables (e.g. duckdb:///registry.duckdb).",
+        ),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", hidden=True)] = None,
     mapping: Annotated[
         Path | None,
         typer.Option(
@@ -200,6 +313,9 @@ def ingest(
 ) -> None:
     """Ingest a registry extract or an OMOP database into a validated cohort."""
 
+    source = _one_of("--input", input, source, "--source")
+    if source is None:
+        _fail("--input is required: a registry extract or an OMOP database URL")
     for name, path, allowed in (
         ("--out", out, (".csv", ".parquet")),
         ("--report", report, (".html", ".json")),
@@ -233,64 +349,90 @@ def ingest(
 
 
 def _leaderboard_table(result) -> Table:
+    """The leaderboard in 80 columns: each cell the estimate over its 95% CI.
+
+    ICI and Brier score are shown in percentage points, so every interval fits in
+    12 characters; the unrounded values are in ``CompareResult.leaderboard()``.
+    """
     board = result.leaderboard()
     metric = result.experiment.champion.metric
     table = Table(
         title=f"{result.experiment.name}: {len(board)} model(s), "
-        f"{result.n_train:,} training / {result.n_test:,} held-out rows"
+        f"{result.n_train:,} training / {result.n_test:,} held-out rows",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
     )
-    for col in (
-        "model",
-        "AUROC",
-        "AUPRC",
-        "Brier",
-        "cal. slope",
-        "cal. intercept",
-        "ICI",
-        "net benefit @high",
-        "s",
-    ):
-        table.add_column(
-            col, justify="left" if col == "model" else "right", no_wrap=col == "model"
-        )
-
-    def cell(row, name, digits=3):
-        est, lo, hi = row.get(name), row.get(f"{name}_lower"), row.get(f"{name}_upper")
-        if est is None or est != est:
-            return "-"
-        if lo is None or lo != lo:
-            return f"{est:.{digits}f}"
-        return f"{est:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
-
+    # (title, metric key, digits of the interval, scale)
+    columns = (
+        ("AUROC", "auroc", 2, 1.0),
+        ("calibration\nslope", "calibration_slope", 2, 1.0),
+        ("ICI (%)", "ici", 1, 100.0),
+        ("Brier\nscore (%)", "brier", 1, 100.0),
+    )
+    table.add_column("model", no_wrap=True)
+    for title, *_ in columns:
+        table.add_column(title, justify="right", no_wrap=True)
     for _, row in board.iterrows():
         r = row.to_dict()
-        name = r["model"] + (" ★" if r["model"] == result.champion else "")
-        table.add_row(
-            name,
-            cell(r, "auroc"),
-            cell(r, "auprc"),
-            cell(r, "brier", 4),
-            cell(r, "calibration_slope", 2),
-            cell(r, "calibration_intercept", 2),
-            cell(r, "ici", 4),
-            cell(r, "net_benefit@high", 4),
-            f"{r['seconds']:.0f}",
-        )
-    table.caption = f"95% bootstrap CIs; sorted by {metric}"
+        cells = [str(r["model"]) + (" *" if r["model"] == result.champion else "")]
+        for _title, key, digits, scale in columns:
+            cells.append(
+                _ci_cell(
+                    *(
+                        _scaled(r.get(k), scale)
+                        for k in (key, f"{key}_lower", f"{key}_upper")
+                    ),
+                    digits,
+                )
+            )
+        table.add_row(*cells)
+    table.caption = (
+        f"estimate over its 95% bootstrap interval; sorted by {metric}; "
+        "* champion; all metrics: CompareResult.leaderboard() or the MLflow runs"
+    )
     return table
+
+
+def _scaled(value, scale: float):
+    return None if value is None else value * scale
+
+
+def _ci_cell(est, lo, hi, digits: int) -> str:
+    """``0.784`` over ``0.76 to 0.84`` (never ``(-0.13--0.01)``)."""
+    if est is None or est != est:
+        return "-"
+    text = f"{est:.{digits + 1}f}"
+    if lo is None or lo != lo or hi is None or hi != hi:
+        return text
+    return f"{text}\n{lo:.{digits}f} to {hi:.{digits}f}"
+
+
+def _with_progress(run, quiet: bool):
+    """Run ``run(say)``: each step it says is printed with the time so far, and
+    without a terminal a "still ..." line comes every HEARTBEAT_SECONDS."""
+
+    start = time.perf_counter()
+    state = {"step": "starting"}
+
+    def say(msg: str) -> None:
+        state["step"] = msg
+        if not quiet:
+            elapsed = time.perf_counter() - start
+            console.print(f"[dim]… {elapsed:5.0f} s[/] {msg}", soft_wrap=True)
+
+    if quiet or console.is_terminal:
+        return run(say)
+    with _heartbeat(lambda: state["step"], start):
+        return run(say)
 
 
 def _run_experiment(kind: str, config: Path, quiet: bool):
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-    def progress(msg: str) -> None:
-        if not quiet:
-            console.print(f"[dim]…[/] {msg}")
-
+    run = training.compare if kind == "compare" else training.train
     try:
-        run = training.compare if kind == "compare" else training.train
-        result = run(config, progress=progress)
+        result = _with_progress(lambda say: run(config, progress=say), quiet)
     except (training.ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))
     console.print(_leaderboard_table(result))
@@ -318,7 +460,7 @@ def train(
     config: Annotated[
         Path, typer.Option(help="Experiment YAML (e.g. training/baseline.yaml).")
     ],
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Train the experiment's model(s), evaluate them and log MLflow runs."""
     _run_experiment("train", config, quiet)
@@ -329,7 +471,7 @@ def compare(
     config: Annotated[
         Path, typer.Option(help="Experiment YAML (e.g. training/compare.yaml).")
     ],
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Compare models in one MLflow run, print the leaderboard, promote a champion."""
     _run_experiment("compare", config, quiet)
@@ -344,9 +486,10 @@ def assess(
             'fields to alternate units, e.g. {"vitamin_d_25oh": "nmol/L"}.'
         ),
     ],
-    model: Annotated[
-        str, typer.Option(help="Bundle folder or MLflow URI.")
-    ] = "models:/plo-risk@champion",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    unit: Annotated[list[str] | None, typer.Option(help=UNIT_HELP)] = None,
+    prevalence: Annotated[float | None, typer.Option(help=PREVALENCE_HELP)] = None,
+    setting: Annotated[Setting | None, typer.Option(help=SETTING_HELP)] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of text.")
     ] = False,
@@ -357,14 +500,17 @@ def assess(
         record = json.loads(patient.read_text())
     except FileNotFoundError:
         _fail(f"--patient {patient}: no such file")
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         _fail(f"--patient {patient}: not valid JSON ({exc})")
     if not isinstance(record, dict):
         _fail(f"--patient {patient}: must hold one JSON object of field: value")
-    units = record.pop("units", None)
-    risk_model = _load_model_or_fail(model)
+    units = record.pop("units", None) or {}
+    if not isinstance(units, dict):
+        _fail(f'--patient {patient}: "units" must map fields to units')
+    units = {**units, **_parse_units(unit)}
+    risk_model = _in_setting(_load_model_or_fail(model), prevalence, setting)
     try:
-        result = risk_model.assess(record, units=units)
+        result = risk_model.assess(record, units=units or None)
     except ValidationError as exc:
         _fail(f"--patient {patient}: {exc}")
     if as_json:
@@ -373,7 +519,7 @@ def assess(
         console.print(str(result), soft_wrap=True, highlight=False)
 
 
-def _load_model_or_fail(model: str):
+def _load_model_or_fail(model: str) -> RiskModel:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -382,25 +528,44 @@ def _load_model_or_fail(model: str):
         _fail(f"--model {model}: {exc}")
 
 
+def _in_setting(risk_model: RiskModel, prevalence, setting) -> RiskModel:
+    """The model moved to --prevalence or --setting (itself without either)."""
+    if prevalence is None and setting is None:
+        return risk_model
+    try:
+        return risk_model.for_setting(
+            prevalence=prevalence,
+            setting=None if setting is None else Setting_value(setting),
+        )
+    except ValueError as exc:
+        _fail(f"--prevalence/--setting: {exc}")
+
+
 def _check_data_path(data: Path) -> None:
     if data.suffix.lower() not in (".csv", ".parquet"):
-        _fail(f"--data {data}: the file name must end in .csv or .parquet")
+        _fail(f"--input {data}: the file name must end in .csv or .parquet")
     if not data.is_file():
-        _fail(f"--data {data}: no such file")
+        _fail(f"--input {data}: no such file")
+
+
+def _data_option(help_text: str):
+    return typer.Option("--input", help=help_text)
+
+
+HIDDEN_DATA = typer.Option("--data", hidden=True, help="Old name of --input.")
 
 
 @app.command()
 def report(
     data: Annotated[
-        Path,
-        typer.Option(
-            help="Evaluation data (.csv or .parquet) with the observed outcome "
+        Path | None,
+        _data_option(
+            "Evaluation data (.csv or .parquet) with the observed outcome "
             "column 'fracture' (0/1)."
         ),
-    ],
-    model: Annotated[
-        str, typer.Option(help="Bundle folder or MLflow URI.")
-    ] = "models:/plo-risk@champion",
+    ] = None,
+    old_data: Annotated[Path | None, HIDDEN_DATA] = None,
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
     out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path(
         "report.html"
     ),
@@ -414,15 +579,18 @@ def report(
             "run when --model is an MLflow URI)."
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Write the model card: one self-contained HTML file with TRIPOD+AI items.
 
-    Evaluates the model on --data (performance with CIs, calibration, ROC,
+    Evaluates the model on --input (performance with CIs, calibration, ROC,
     decision curve, SHAP, subgroups, recalibration) and logs the card to the
     model's MLflow run when the model came from MLflow.
     """
 
+    data = _one_of("--input", data, old_data, "--data")
+    if data is None:
+        _fail("--input is required: the evaluation data (.csv or .parquet)")
     _check_data_path(data)
     risk_model = _load_model_or_fail(model)
     try:
@@ -431,7 +599,7 @@ def report(
                 risk_model, data, out, n_boot=n_boot, mlflow_run_id=mlflow_run_id
             )
     except (ValueError, FileNotFoundError) as exc:
-        _fail(f"--data {data}: {exc}")
+        _fail(f"--input {data}: {exc}")
     console.print(
         f"model card → {card.path} ({card.n:,} rows evaluated, {card.n_events:,} "
         f"fractures, {card.n_rejected:,} of {card.n_input:,} rows rejected by "
@@ -452,46 +620,43 @@ def _validation_table(result) -> Table:
     comp = result.comparison()
     table = Table(
         title=f"External validation on {result.description}: {result.n:,} rows, "
-        f"{result.n_events:,} fractures ({result.n_rejected:,} rejected)"
+        f"{result.n_events:,} fractures ({result.n_rejected:,} rejected)",
+        box=box.SIMPLE_HEAD,
     )
     table.add_column("measure")
     table.add_column("as trained", justify="right")
-    table.add_column("intercept-recalibrated", justify="right")
-
-    def cell(est, lo, hi):
-        if est != est:
-            return "-"
-        digits = 4 if abs(est) < 0.1 and est != 0 else 3
-        if lo != lo:
-            return f"{est:.{digits}f}"
-        return f"{est:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
-
+    table.add_column("recalibrated", justify="right")
     for name, row in comp.iterrows():
+        est = row["estimate"]
+        digits = 4 if abs(est) < 0.1 and est != 0 else 3
         table.add_row(
             metric_label(str(name))[0],
-            cell(row["estimate"], row["lower"], row["upper"]),
-            cell(
+            _ci_cell(est, row["lower"], row["upper"], digits),
+            _ci_cell(
                 row["recalibrated"],
                 row["recalibrated_lower"],
                 row["recalibrated_upper"],
+                digits,
             ),
         )
-    table.caption = "95% CIs (bootstrap; O/E: delta method)"
+    table.caption = (
+        "estimate, then its 95% CI (bootstrap; O/E: delta method); recalibrated = "
+        "intercept refitted to these data"
+    )
     return table
 
 
 @app.command()
 def validate(
     data: Annotated[
-        Path,
-        typer.Option(
-            help="Validation data (.csv or .parquet) from another setting, with the "
+        Path | None,
+        _data_option(
+            "Validation data (.csv or .parquet) from another setting, with the "
             "observed outcome column 'fracture' (0/1)."
         ),
-    ],
-    model: Annotated[
-        str, typer.Option(help="Bundle folder or MLflow URI.")
-    ] = "models:/plo-risk@champion",
+    ] = None,
+    old_data: Annotated[Path | None, HIDDEN_DATA] = None,
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
     recalibrate: Annotated[
         bool,
         typer.Option(
@@ -506,15 +671,18 @@ def validate(
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap replicates of the confidence intervals.")
     ] = 200,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Validate a model on data from another setting; offer intercept recalibration.
 
     Prints AUROC, Brier, calibration slope and intercept, O/E and ICI with CIs,
-    as trained and after refitting the intercept to --data. With --recalibrate
+    as trained and after refitting the intercept to --input. With --recalibrate
     --out DIR the recalibrated model is saved as a bundle.
     """
 
+    data = _one_of("--input", data, old_data, "--data")
+    if data is None:
+        _fail("--input is required: the validation data (.csv or .parquet)")
     if recalibrate and out is None:
         _fail("--recalibrate needs --out DIR: the folder for the recalibrated bundle")
     if out is not None and not recalibrate:
@@ -527,7 +695,7 @@ def validate(
         with _step(f"validating {model} on {data}", quiet):
             result = external_validation(risk_model, data, n_boot=n_boot)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(f"--data {data}: {exc}")
+        _fail(f"--input {data}: {exc}")
     console.print(_validation_table(result))
     shift = result.intercept_after - result.intercept_before
     console.print(
@@ -566,58 +734,68 @@ def score(
         Path,
         typer.Option("--out", help="Output folder (part files, rejects, manifest)."),
     ],
-    model: Annotated[
-        str, typer.Option(help="Bundle folder or MLflow URI.")
-    ] = "models:/plo-risk@champion",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
     explain: Annotated[
-        str,
+        Explain,
         typer.Option(help="Top factors for: flagged (moderate/high) rows, all, none."),
     ] = "flagged",
     top_k: Annotated[int, typer.Option(help="Factors per explained row.")] = 3,
     chunk_rows: Annotated[
         int, typer.Option(help="Rows per chunk and part file.")
     ] = 100_000,
-    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    engine: Annotated[Engine, typer.Option(help="Where chunks run.")] = "local",
     scheduler: Annotated[
         str | None,
         typer.Option(
             help="Dask scheduler address (tcp://...); default a LocalCluster."
         ),
     ] = None,
-    unit: Annotated[
-        list[str] | None,
-        typer.Option(help="FIELD=UNIT for a column in an alternate unit; repeatable."),
-    ] = None,
+    unit: Annotated[list[str] | None, typer.Option(help=UNIT_HELP)] = None,
+    prevalence: Annotated[float | None, typer.Option(help=PREVALENCE_HELP)] = None,
+    setting: Annotated[Setting | None, typer.Option(help=SETTING_HELP)] = None,
+    ignore_unknown_columns: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-unknown-columns",
+            help="Score even when the input has columns the catalog does not know "
+            "(they are listed in the manifest); by default such a file is refused.",
+        ),
+    ] = False,
     resume: Annotated[
         bool, typer.Option(help="Skip parts a killed run of the same job finished.")
     ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
-    """Score a whole cohort: every row scored or rejected with its reason; resumable."""
+    """Score a whole cohort: every row scored or rejected with its reason; resumable.
 
-    units = {}
-    for item in unit or []:
-        field, sep, value = item.partition("=")
-        if not sep or not field or not value:
-            _fail(f"--unit {item!r}: use FIELD=UNIT, e.g. vitamin_d_25oh=nmol/L")
-        units[field.strip()] = value.strip()
+    On a terminal a progress bar shows rows per second; in a log (no terminal) a
+    progress line is written every 10 seconds.
+    """
+
+    units = _parse_units(unit)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        summary = score_cohort(
-            model,
-            input,
-            out,
-            chunk_rows=chunk_rows,
-            explain=explain,
-            top_k=top_k,
-            engine=engine,
-            scheduler=scheduler,
-            resume=resume,
-            units=units or None,
-            progress=False if quiet else None,
-        )
-    except (ScoringError, BundleError, FileNotFoundError) as exc:
+        with _progress_lines(quiet):
+            summary = score_cohort(
+                model,
+                input,
+                out,
+                chunk_rows=chunk_rows,
+                explain=Setting_value(explain),
+                top_k=top_k,
+                engine=Setting_value(engine),
+                scheduler=scheduler,
+                resume=resume,
+                units=units or None,
+                progress=False if quiet else None,
+                unknown_columns="ignore" if ignore_unknown_columns else "error",
+                prevalence=prevalence,
+                setting=None if setting is None else Setting_value(setting),
+            )
+    except (ScoringError, BundleError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
+    for warning in summary.warnings:
+        _warn(warning)
     if not quiet:
         console.print(str(summary), soft_wrap=True, highlight=False)
         if summary.resumed_parts:
@@ -635,9 +813,13 @@ def score(
 
 @app.command()
 def demo(
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Folder for everything the demo writes.")
-    ] = Path("plo-risk-demo"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for everything the demo writes."),
+    ] = None,
+    old_out: Annotated[
+        Path | None, typer.Option("--out-dir", hidden=True, help="Old name of --out.")
+    ] = None,
     n: Annotated[
         int,
         typer.Option(
@@ -645,7 +827,7 @@ def demo(
         ),
     ] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """The whole package end to end, and where every output is.
 
@@ -656,6 +838,7 @@ def demo(
     """
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    out_dir = _one_of("--out", out, old_out, "--out-dir") or Path("plo-risk-demo")
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, str] = {}
@@ -709,18 +892,24 @@ def demo(
             "mlflow": {"experiment": "plo-risk-demo"},
         }
     )
-    with _step(
-        "comparing xgboost, HistGradientBoosting, spline logistic "
-        "regression and the clinical rule",
-        quiet,
-    ):
-        result = training.compare(exp, tracking_uri=uri)
+    if not quiet:
+        console.print(
+            "comparing xgboost, HistGradientBoosting, spline logistic regression "
+            "and the clinical rule",
+            soft_wrap=True,
+        )
+    result = _with_progress(
+        lambda say: training.compare(exp, tracking_uri=uri, progress=say), quiet
+    )
     console.print(_leaderboard_table(result))
     outputs["MLflow runs and registry"] = uri
 
-    patient = dict(SEED_CASE)  # seed Table 3 row 9 (ref 12)
+    patient = dict(SEED_CASE)  # Mishra et al. 2024, Table 3 row 9
     os.environ["MLFLOW_TRACKING_URI"] = uri  # a location: the demo's own MLflow
-    with _step("explaining one patient (seed Table 3 row 9) with the champion", quiet):
+    with _step(
+        "explaining one patient (Mishra et al. 2024, Table 3 row 9) with the champion",
+        quiet,
+    ):
         champion = RiskModel.load(f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}")
         assessment = champion.assess(patient)
         path = out_dir / "assessment.json"
@@ -746,14 +935,8 @@ def demo(
         source = out_dir / "population_cohort.csv"
         _write_frame(population, source)
         # The champion learned referral risks; in the population the outcome is
-        # rarer (params sheet B: 460 per 1,000,000 deliveries), so its intercept
-        # moves to the population prevalence before scoring (prior shift).
-        prevalence = load_params()["prevalence"]["population"]
-        population_model = RiskModel(
-            recalibrate(champion.model, prevalence=prevalence),
-            champion.info,
-            catalog=champion.catalog,
-        )
+        # rarer, so its intercept moves to the population prevalence first.
+        population_model = champion.for_setting(setting="population")
         summary = score_cohort(
             population_model,
             source,
@@ -766,7 +949,7 @@ def demo(
         top = summary.read().nlargest(1, "risk").iloc[0]
         record = (
             population.loc[int(top["row"])]
-            .drop(labels=["patient_id", "fracture", "true_risk"])
+            .drop(labels=["patient_id", "fracture", "true_risk"], errors="ignore")
             .dropna()
             .to_dict()
         )
@@ -779,9 +962,8 @@ def demo(
             highlight=False,
         )
         console.print(
-            f"  flagged (risk >= {min(champion.thresholds.values()):.0%}): "
-            f"{summary.n_flagged:,} — at the population prevalence (460 per "
-            "1,000,000 deliveries) few women reach the referral thresholds",
+            f"  flagged (risk >= {min(population_model.thresholds.values()):.2%}): "
+            f"{summary.n_flagged:,}",
             soft_wrap=True,
             highlight=False,
         )

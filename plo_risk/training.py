@@ -640,7 +640,13 @@ def _metric_key(name: str) -> str:
     return name.replace("@", "_at_").replace(" ", "_")
 
 
-def _fit_one(spec: ModelSpec, exp: Experiment, train: Dataset, test: Dataset):
+def _fit_one(
+    spec: ModelSpec,
+    exp: Experiment,
+    train: Dataset,
+    test: Dataset,
+    say: Callable[[str], None] = lambda _msg: None,
+):
     start = time.perf_counter()
     model = make_model(
         spec.family,
@@ -649,9 +655,14 @@ def _fit_one(spec: ModelSpec, exp: Experiment, train: Dataset, test: Dataset):
         cv=exp.cv.folds,
         random_state=exp.seed,
     )
+    say(
+        f"fitting {spec.name} on {len(train.y):,} rows "
+        f"({exp.cv.folds}-fold cross-fitted calibration)"
+    )
     with get_family(spec.family).fit_context():
         model.fit(train.X, train.y)
     if exp.interval.n_models:
+        say(f"{spec.name}: {exp.interval.n_models} bootstrap refits for the intervals")
         fit_bootstrap_ensemble(
             model,
             train.X,
@@ -659,6 +670,10 @@ def _fit_one(spec: ModelSpec, exp: Experiment, train: Dataset, test: Dataset):
             n_models=exp.interval.n_models,
             random_state=exp.seed,
         )
+    say(
+        f"{spec.name}: evaluating on {len(test.y):,} held-out rows "
+        f"({exp.evaluation.n_boot} bootstrap replicates)"
+    )
     metrics, subgroups = _evaluate(model, test, exp)
     return ModelResult(
         spec.name,
@@ -922,8 +937,12 @@ def _run(
 ) -> CompareResult:
     say = progress or (lambda _msg: None)
     specs = exp.model_specs
-    say("loading data")
+    say("loading and validating the data")
     train_ds, test_ds = load_data(exp)
+    say(
+        f"{len(train_ds.y):,} training rows ({int(train_ds.y.sum()):,} fractures), "
+        f"{len(test_ds.y):,} held-out rows ({int(test_ds.y.sum()):,} fractures)"
+    )
     mlflow, client, exp_id, uri = _setup_mlflow(exp, tracking_uri)
     results: list[ModelResult] = []
     parent_id = None
@@ -951,8 +970,8 @@ def _run(
                 if exp.source_file:
                     mlflow.log_artifact(exp.source_file, "config")
             for spec in specs:
-                say(f"fitting {spec.name}")
-                result = _fit_one(spec, exp, train_ds, test_ds)
+                result = _fit_one(spec, exp, train_ds, test_ds, say)
+                say(f"{spec.name}: logging the run, its plots and the model to MLflow")
                 with mlflow.start_run(
                     experiment_id=exp_id, run_name=spec.name, nested=nested
                 ):

@@ -113,9 +113,7 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
     # The demo points MLFLOW_TRACKING_URI at its own database; monkeypatch restores it.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'unused.db'}")
     out = tmp_path / "demo"
-    result = runner.invoke(
-        app, ["demo", "--out-dir", str(out), "--n", "2000", "--quiet"]
-    )
+    result = runner.invoke(app, ["demo", "--out", str(out), "--n", "2000", "--quiet"])
     assert result.exit_code == 0, result.output
     for name in (
         "cohort.parquet",
@@ -233,3 +231,205 @@ def test_assess_bad_model_path(tmp_path):
         app, ["assess", "--model", str(tmp_path / "none"), "--patient", str(patient)]
     )
     assert result.exit_code == 2 and "no such bundle" in result.output
+
+
+# ---------------------------------------------------------------- issue 14
+
+
+def test_help_names_each_verbs_purpose():
+    result = runner.invoke(app, ["--help"])
+    lines = result.output.splitlines()
+    for verb in VERBS:
+        line = next(ln for ln in lines if f" {verb} " in ln)
+        purpose = line.split(f" {verb} ", 1)[1].strip(" │")
+        assert len(purpose) > 15, (verb, line)
+
+
+@pytest.mark.parametrize(
+    ("verb", "choices"),
+    [
+        ("score", ["flagged", "all", "none"]),
+        ("score", ["local", "dask"]),
+        ("score", ["population", "referral"]),
+        ("assess", ["population", "referral"]),
+        ("generate", ["referral", "population"]),
+    ],
+    ids=["explain", "engine", "score-setting", "assess-setting", "generate-setting"],
+)
+def test_choices_are_listed_in_help(verb, choices):
+    text = runner.invoke(app, [verb, "--help"], env={"COLUMNS": "200"}).output
+    assert any(all(c in ln for c in choices) for ln in text.splitlines()), text
+
+
+def test_one_vocabulary_with_hidden_first_wave_names(tmp_path):
+    helps = {
+        v: runner.invoke(app, [v, "--help"], env={"COLUMNS": "200"}).output
+        for v in VERBS
+    }
+    for verb in ("ingest", "score", "report", "validate"):
+        assert "--input" in helps[verb], verb
+    for old in ("--data", "--source", "--out-dir"):
+        assert not any(old in text for text in helps.values()), old
+    assert "--out" in helps["demo"] and "--unit" in helps["assess"]
+    assert "--prevalence" in helps["assess"] and "--prevalence" in helps["score"]
+    # The old names still reach the same option (here: its file-name check).
+    for verb in ("report", "validate"):
+        for name in ("--input", "--data"):
+            result = runner.invoke(app, [verb, name, str(tmp_path / "x.txt")])
+            assert result.exit_code == 2
+            assert "--input" in result.output and ".csv or .parquet" in result.output
+        both = runner.invoke(app, [verb, "--input", "a.csv", "--data", "b.csv"])
+        assert both.exit_code == 2 and "the same option" in both.output
+    bad = runner.invoke(
+        app, ["score", "--input", "a.csv", "--out", "o", "--engine", "spark"]
+    )
+    assert bad.exit_code == 2 and "spark" in bad.output
+
+
+def test_leaderboard_fits_80_columns_with_labelled_intervals(monkeypatch, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from plo_risk import training
+    from plo_risk.cli import _leaderboard_table
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    result = training.compare(
+        {
+            "name": "a-rather-long-experiment-name",
+            "data": {
+                "train": {"source": "synthetic", "n": 1500, "seed": 1},
+                "test": {"source": "synthetic", "n": 1500, "seed": 2},
+            },
+            "models": [
+                {"name": "hist_gradient_boosting", "params": {"max_iter": 20}},
+                {"name": "logistic_regression"},
+                {"name": "clinical_rule"},
+            ],
+            "cv": {"folds": 2},
+            "evaluation": {"n_boot": 20},
+            "champion": {"allow_weak": True},
+        }
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=80).print(_leaderboard_table(result))
+    text = buf.getvalue()
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    assert "…" not in text  # nothing truncated
+    for label in ("model", "AUROC", "calibration", "ICI", "Brier"):
+        assert label in text
+    board = result.leaderboard()
+    for _, row in board.iterrows():
+        assert row["model"] in text
+        lo, hi = row["auroc_lower"], row["auroc_upper"]
+        assert f"{lo:.2f} to {hi:.2f}" in text
+    assert "--" not in text.replace("---", "") and "(-" not in text
+
+
+def test_assess_without_a_store_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    patient = tmp_path / "p.json"
+    patient.write_text('{"age_years": 31, "parity": 1, "months_postpartum": 2}')
+    result = runner.invoke(app, ["assess", "--patient", str(patient)])
+    assert result.exit_code == 2, result.output
+    assert "mlflow.db" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def test_assess_unit_and_setting_options(tmp_path, small_bundle):
+    patient = tmp_path / "p.json"
+    patient.write_text(
+        json.dumps(
+            {"age_years": 31, "parity": 1, "months_postpartum": 3, "vitamin_d_25oh": 40}
+        )
+    )
+    base = ["assess", "--model", str(small_bundle), "--patient", str(patient), "--json"]
+    nmol = json.loads(
+        runner.invoke(app, [*base, "--unit", "vitamin_d_25oh=nmol/L"]).output
+    )
+    assert nmol["record"]["vitamin_d_25oh"] == pytest.approx(40 / 2.496, rel=1e-4)
+    referral = json.loads(runner.invoke(app, base).output)
+    population = json.loads(
+        runner.invoke(app, [*base, "--setting", "population"]).output
+    )
+    assert population["risk"] < referral["risk"] / 5
+    bad = runner.invoke(app, [*base, "--unit", "vitamin_d_25oh"])
+    assert bad.exit_code == 2 and "FIELD=UNIT" in bad.output
+    bad = runner.invoke(app, [*base, "--prevalence", "2"])
+    assert bad.exit_code == 2 and "prevalence" in bad.output
+
+
+def test_score_in_a_log_prints_progress_and_warnings(tmp_path, small_bundle):
+    import subprocess
+    import sys
+
+    from plo_risk.data.synthetic import generate_cohort
+
+    source = tmp_path / "population.parquet"
+    generate_cohort(6000, setting="population", seed=5).to_parquet(
+        source, row_group_size=1000
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "plo_risk.cli",
+        "score",
+        "--model",
+        str(small_bundle),
+        "--input",
+        str(source),
+        "--chunk-rows",
+        "1000",
+    ]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "scored 6,000/6,000 rows" in proc.stderr  # the closing progress line
+    assert "warning:" in proc.stderr and "--setting population" in proc.stderr
+    moved = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "b"), "--setting", "population", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert "warning:" not in moved.stderr and "rows/s" not in moved.stderr
+
+
+def test_compare_in_a_log_says_each_step_and_that_it_is_still_running(
+    tmp_path, monkeypatch
+):
+    import plo_risk.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "HEARTBEAT_SECONDS", 0.2)
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "name: small\nseed: 1\n"
+        "data:\n  train: {source: synthetic, n: 3000, seed: 1}\n"
+        "  test: {source: synthetic, n: 3000, seed: 2}\n"
+        "models:\n  - {name: xgboost, params: {n_estimators: 60}}\n"
+        "cv: {folds: 3}\ninterval: {n_models: 5}\nevaluation: {n_boot: 50}\n"
+        "champion: {register: false}\n"
+    )
+    result = runner.invoke(app, ["compare", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for step in (
+        "loading and validating the data",
+        "fitting xgboost on 3,000 rows",
+        "xgboost: 5 bootstrap refits for the intervals",
+        "xgboost: evaluating on 3,000 held-out rows (50 bootstrap replicates)",
+        "xgboost: logging the run",
+    ):
+        assert step in text, step
+    assert "… still " in text  # the heartbeat between steps

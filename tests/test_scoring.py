@@ -422,3 +422,128 @@ def test_progress_shows_rows_per_second_only_when_asked(
     shown = capsys.readouterr()
     assert "rows/s" in shown.err and "6000/6000" in shown.err
     assert shown.out == ""
+
+
+# ---------------------------------------------------------------- issue 14
+
+
+def test_misspelled_columns_stop_the_job_before_any_output(model, tmp_path):
+    df = generate_cohort(500, seed=51).rename(
+        columns={"vitamin_d_25oh": "vitamin_d", "bmd_lumbar_spine": "bmd_spine"}
+    )
+    source = tmp_path / "renamed.csv"
+    df.to_csv(source, index=False)
+    out = tmp_path / "out"
+    with pytest.raises(ScoringError) as info:
+        score_cohort(model, source, out)
+    message = str(info.value)
+    assert "'vitamin_d': not a catalog field; did you mean 'vitamin_d_25oh'?" in message
+    assert (
+        "'bmd_spine': not a catalog field; did you mean 'bmd_lumbar_spine'?" in message
+    )
+    assert not out.exists()  # nothing written
+
+
+def test_ignored_columns_are_named_in_manifest_and_summary(model, tmp_path):
+    df = generate_cohort(500, seed=52).rename(columns={"vitamin_d_25oh": "vitamin_d"})
+    df["site_code"] = "A"
+    source = tmp_path / "renamed.parquet"
+    df.to_parquet(source)
+    s = score_cohort(model, source, tmp_path / "out", unknown_columns="ignore")
+    assert s.ignored_columns == ["vitamin_d", "site_code"]
+    manifest = json.loads(s.manifest.read_text())
+    assert manifest["ignored_columns"] == ["vitamin_d", "site_code"]
+    assert s.n_scored + s.n_rejected == 500
+    with pytest.raises(ScoringError, match="unknown_columns='warn' is not allowed"):
+        score_cohort(model, source, tmp_path / "o2", unknown_columns="warn")
+
+
+def test_a_column_empty_in_every_row_is_reported(model, tmp_path):
+    df = generate_cohort(800, seed=53)
+    df["vitamin_d_25oh"] = np.nan
+    df["prolactin"] = np.nan
+    source = tmp_path / "empty.parquet"
+    df.to_parquet(source, row_group_size=200)
+    with pytest.warns(UserWarning, match="empty in every row"):
+        s = score_cohort(model, source, tmp_path / "out", chunk_rows=300)
+    assert s.empty_columns == ["vitamin_d_25oh", "prolactin"]
+    assert json.loads(s.manifest.read_text())["empty_columns"] == s.empty_columns
+    # A column with one value in one chunk is not empty.
+    df.loc[df.index[-1], "vitamin_d_25oh"] = 30.0
+    df.to_parquet(source, row_group_size=200)
+    s = score_cohort(model, source, tmp_path / "out2", chunk_rows=300)
+    assert s.empty_columns == ["prolactin"]
+
+
+def test_population_cohort_warns_and_setting_recalibrates(model, tmp_path):
+    df = generate_cohort(20_000, setting="population", seed=54)
+    source = tmp_path / "population.parquet"
+    df.to_parquet(source)
+    with pytest.warns(UserWarning, match="--prevalence"):
+        as_trained = score_cohort(model, source, tmp_path / "a")
+    assert any("times the expected" in w for w in as_trained.warnings)
+    moved = score_cohort(model, source, tmp_path / "b", setting="population")
+    assert not moved.warnings
+    # Against the oracle: the moved model's mean risk is near the true mean risk,
+    # the referral model's is tens of times too high.
+    truth = df["true_risk"].mean()
+    assert as_trained.mean_risk > 10 * truth
+    assert truth / 3 < moved.mean_risk < 3 * truth
+    assert moved.n_flagged < as_trained.n_flagged / 5
+    assert "prevalence=" in moved.model_version
+    same = score_cohort(
+        model,
+        source,
+        tmp_path / "c",
+        prevalence=model.for_setting(setting="population").model.prevalence_,
+    )
+    pd.testing.assert_frame_equal(same.read(), moved.read())
+    with pytest.raises(ScoringError, match="setting"):
+        score_cohort(model, source, tmp_path / "d", setting="hospital")
+    with pytest.raises(ScoringError, match="not both"):
+        score_cohort(
+            model, source, tmp_path / "e", setting="population", prevalence=0.1
+        )
+
+
+def test_progress_lines_in_a_log(model, cohort_file, tmp_path, caplog, monkeypatch):
+    import plo_risk.serve.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_LOG_EVERY", 0.0)
+    with caplog.at_level("INFO", logger="plo_risk.serve.scoring"):
+        score_cohort(model, cohort_file, tmp_path / "o", chunk_rows=1500)
+    lines = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
+    # One per chunk and one at the end: rows done of the total, speed, time left.
+    assert len(lines) == 5, lines
+    assert lines[0].startswith("scored 1,500/6,000 rows, ")
+    assert "s left" in lines[0] and lines[-1].startswith("scored 6,000/6,000")
+
+
+def test_resumed_run_reports_the_speed_of_the_rows_it_scored(
+    model, cohort_file, tmp_path
+):
+    out = tmp_path / "o"
+    first = score_cohort(model, cohort_file, out, chunk_rows=1500)
+    assert first.n_resumed_rows == 0
+    (out / "part-00002.parquet").unlink()
+    (out / "_SUCCESS").unlink(missing_ok=True)
+    again = score_cohort(model, cohort_file, out, chunk_rows=1500)
+    assert (again.resumed_parts, again.n_resumed_rows) == (3, 4500)
+    assert again.rows_per_second == pytest.approx(1500 / again.seconds)
+    pd.testing.assert_frame_equal(first.read(), again.read())
+
+
+def test_dask_splits_a_single_row_group_to_chunk_rows(model, dask_cluster, tmp_path):
+    source = tmp_path / "one_group.parquet"
+    generate_cohort(6000, seed=55).to_parquet(source, row_group_size=10_000)
+    local = score_cohort(model, source, tmp_path / "local", chunk_rows=1500)
+    dask = score_cohort(
+        model,
+        source,
+        tmp_path / "dask",
+        chunk_rows=1500,
+        engine="dask",
+        scheduler=dask_cluster.scheduler_address,
+    )
+    assert len(local.parts) == len(dask.parts) == 4
+    pd.testing.assert_frame_equal(local.read(), dask.read())

@@ -38,6 +38,7 @@ __all__ = [
     "ID_COLUMN",
     "MISSING",
     "OUTCOME_COLUMN",
+    "PASSTHROUGH_COLUMNS",
     "Problem",
     "ValidatedFrame",
     "ValidationError",
@@ -52,7 +53,8 @@ ID_COLUMN = "patient_id"
 OUTCOME_COLUMN = "fracture"
 # Columns that are not catalog inputs but travel with a cohort: the id is passed
 # through, the outcome is checked to be 0/1, the generator's oracle is passed through.
-_PASSTHROUGH = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
+PASSTHROUGH_COLUMNS = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
+_PASSTHROUGH = PASSTHROUGH_COLUMNS
 
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})

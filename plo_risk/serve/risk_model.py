@@ -14,6 +14,7 @@ model card), :meth:`RiskModel.assess` one patient with her explanation.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ from plo_risk.data.schema import (
     validate_frame,
     validate_record,
 )
+from plo_risk.data.synthetic import load_params
 from plo_risk.explain import contributions, explain_cohort, explainer_for
-from plo_risk.model.bundle import load_bundle, save_bundle
-from plo_risk.model.calibration import split_margin
+from plo_risk.model.bundle import BundleInfo, load_bundle, save_bundle
+from plo_risk.model.calibration import recalibrate, split_margin
 from plo_risk.model.ensemble import ensemble_risks
 from plo_risk.model.families import family_of
 from plo_risk.serve.assessment import (
@@ -45,13 +47,15 @@ from plo_risk.serve.assessment import (
     MissingInput,
     RiskAssessment,
 )
-from plo_risk.serve.tracking import ensure_tracking_uri
+from plo_risk.serve.tracking import ensure_tracking_uri, require_store
 
-__all__ = ["EXPLAIN_OPTIONS", "PreparedFrame", "RiskModel"]
+__all__ = ["EXPLAIN_OPTIONS", "SETTINGS", "PreparedFrame", "RiskModel"]
 
 #: Which rows :meth:`RiskModel.predict_frame` explains: none, those in a category
 #: above "low", or all.
 EXPLAIN_OPTIONS = ("none", "flagged", "all")
+#: Settings a model can be moved to by name (:meth:`RiskModel.for_setting`).
+SETTINGS = ("population", "referral")
 # Columns that travel with a cohort but are not model inputs.
 _NOT_INPUTS = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
 _SITE_LABELS = {
@@ -131,7 +135,7 @@ class RiskModel:
         if text.startswith(("models:/", "runs:/")):
             import mlflow  # optional heavy import: only for MLflow model URIs
 
-            ensure_tracking_uri()
+            ensure_tracking_uri(require_store())
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     local = mlflow.artifacts.download_artifacts(
@@ -166,6 +170,71 @@ class RiskModel:
             catalog=self.catalog,
             overwrite=overwrite,
         )
+
+    def for_setting(
+        self, *, prevalence: float | None = None, setting: str | None = None
+    ) -> RiskModel:
+        """This model moved to another setting's outcome prevalence.
+
+        An intercept shift (:func:`plo_risk.model.recalibrate`): the ranking and
+        the explanations stay, the risks move to the new setting's level. A model
+        trained on an enriched referral cohort over-predicts a population tenfold
+        or more without it.
+
+        Parameters
+        ----------
+        prevalence : float, default=None
+            The new setting's outcome prevalence, in (0, 1).
+        setting : {"population", "referral"}, default=None
+            A setting by name: its prevalence from ``data/synthetic/params.yaml``
+            (population: Kasahara et al. 2024; referral: the generator's default).
+
+        Returns
+        -------
+        RiskModel
+            A copy whose version says the prevalence (``...+prevalence=0.00046``);
+            this model itself when neither is given.
+
+        Raises
+        ------
+        ValueError
+            For an unknown setting, both arguments, or a prevalence outside (0, 1).
+        """
+        if setting is not None:
+            if setting not in SETTINGS:
+                raise ValueError(
+                    f"The 'setting' parameter must be one of {', '.join(SETTINGS)}. "
+                    f"Got {setting!r} instead."
+                )
+            if prevalence is not None:
+                raise ValueError("Give prevalence= or setting=, not both.")
+            known = load_params()["prevalence"]
+            prevalence = known[
+                "population" if setting == "population" else "referral_default"
+            ]
+        if prevalence is None:
+            return self
+        moved = recalibrate(self.model, prevalence=prevalence)
+        return self.with_model(moved, f"{self.version}+prevalence={prevalence:g}")
+
+    def with_model(self, model, version: str) -> RiskModel:
+        """This model with its fitted estimator replaced (a recalibrated copy) and
+        a new version, keeping everything else the bundle says."""
+        info = self.info
+        if info is not None:
+            info = dataclasses.replace(info, model_version=version)
+        else:
+            info = BundleInfo(
+                model_name=self.name,
+                model_version=version,
+                created="",
+                catalog_sha256=self.catalog.sha256,
+                versions={},
+                training_data={},
+                metrics={},
+                thresholds=dict(model.thresholds or {}),
+            )
+        return type(self)(model, info, catalog=self.catalog, source=self.source)
 
     @property
     def version(self) -> str:

@@ -42,12 +42,15 @@ True
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +74,8 @@ from rich.progress import (
 
 from plo_risk.data.schema import (
     ID_COLUMN,
+    OUTCOME_COLUMN,
+    PASSTHROUGH_COLUMNS,
     ValidationError,
     check_units,
     validate_frame,
@@ -79,10 +84,24 @@ from plo_risk.serve.risk_model import PreparedFrame, RiskModel
 from plo_risk.utils.atomic import TEMP_GLOB, atomic_path, write_text_atomic
 from plo_risk.utils.version import package_version
 
-__all__ = ["EXPLAIN_OPTIONS", "ScoreSummary", "ScoringError", "score_cohort"]
+__all__ = [
+    "EXPLAIN_OPTIONS",
+    "ScoreSummary",
+    "ScoringError",
+    "ScoringWarning",
+    "score_cohort",
+]
+
+log = logging.getLogger(__name__)
 
 EXPLAIN_OPTIONS = ("flagged", "all", "none")
 ENGINES = ("local", "dask")
+UNKNOWN_COLUMNS = ("error", "ignore")
+# Without a terminal, a progress line at most this often (seconds).
+_LOG_EVERY = 10.0
+# A mean risk (or observed events, when the input has the outcome) this many
+# times off the model's setting means the model does not fit the cohort.
+_EXPECTED_WARN = 3.0
 _PART = "part-{:05d}.parquet"
 _JOB = "_job.json"
 _MANIFEST = "manifest.json"
@@ -95,6 +114,10 @@ _REJECT_COLUMNS = ["row", ID_COLUMN, "field", "value", "reason", "message"]
 
 class ScoringError(ValueError):
     """A batch-scoring run that cannot start or continue; the message says why."""
+
+
+class ScoringWarning(UserWarning):
+    """A scored cohort that the model's setting does not seem to fit (with the fix)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,18 @@ class ScoreSummary:
     resumed_parts : int
         Parts found finished and skipped.
     model_version : str
+    n_resumed_rows : int
+        Input rows of the parts found finished (not read again by this call).
+    ignored_columns : list of str
+        Input columns that are not catalog fields, ignored on request
+        (``unknown_columns="ignore"``).
+    empty_columns : list of str
+        Catalog fields the input has as columns but that are empty in every row.
+    mean_risk : float
+        Mean risk of the scored rows.
+    warnings : list of str
+        Soft problems of the run (the model's setting does not fit the cohort,
+        empty columns), each with what to do.
     """
 
     n_input: int
@@ -135,11 +170,18 @@ class ScoreSummary:
     manifest: Path
     resumed_parts: int
     model_version: str
+    n_resumed_rows: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    empty_columns: list[str] = field(default_factory=list)
+    mean_risk: float = float("nan")
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
-        """Input rows per second of wall time (of this call)."""
-        return self.n_input / self.seconds if self.seconds > 0 else float("inf")
+        """Rows this call read and scored per second of its wall time (a resumed
+        run counts only the rows it did not find finished)."""
+        rows = self.n_input - self.n_resumed_rows
+        return rows / self.seconds if self.seconds > 0 else float("inf")
 
     def read(self, *, rejects: bool = False) -> pd.DataFrame:
         """All scored rows (or all rejects) as one frame, in input order."""
@@ -451,7 +493,30 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def _write_part(out: Path, index: int, start: int, n_input: int, scored, rejects):
+def _chunk_stats(df: pd.DataFrame, scored: pd.DataFrame, fields: list[str]) -> dict:
+    """What the summary needs from a chunk, kept in its part's footer: the filled
+    cells of each catalog column, the sum of risks and, when the input carries the
+    outcome, observed and expected events of the scored rows."""
+    stats: dict[str, Any] = {
+        "non_missing": {c: int(df[c].notna().sum()) for c in fields if c in df.columns},
+        "sum_risk": float(scored["risk"].sum()),
+    }
+    if OUTCOME_COLUMN in df.columns and len(scored):
+        y = pd.to_numeric(
+            df.loc[scored["row"].to_numpy(), OUTCOME_COLUMN], errors="coerce"
+        )
+        known = y.notna().to_numpy()
+        stats["outcome"] = {
+            "n": int(known.sum()),
+            "observed": float(y[known].sum()),
+            "expected": float(scored["risk"].to_numpy()[known].sum()),
+        }
+    return stats
+
+
+def _write_part(
+    out: Path, index: int, start: int, n_input: int, scored, rejects, stats: dict
+):
     n_rejected = n_input - len(scored)
     n_flagged = int((scored["category"] != "low").sum())
     meta = {
@@ -461,6 +526,7 @@ def _write_part(out: Path, index: int, start: int, n_input: int, scored, rejects
         "n_scored": len(scored),
         "n_rejected": n_rejected,
         "n_flagged": n_flagged,
+        "stats": stats,
     }
     # Rejects first: the scored part's existence marks the chunk as complete.
     _write_atomic(
@@ -559,11 +625,19 @@ def _finished(out: Path, index: int) -> dict | None:
 
 
 class _Progress:
-    """A rich progress bar with rows/s on a terminal; nothing otherwise."""
+    """Progress of a run: a rich bar with rows/s on a terminal; without one, a log
+    line (logger ``plo_risk.serve.scoring``, INFO) at most every 10 s and at the
+    end, with rows done, rows/s and the time left. Nothing when disabled."""
 
-    def __init__(self, total: int | None, enabled: bool):
+    def __init__(self, total: int | None, mode: str):
         self._bar = None
-        if not enabled:
+        self._mode = mode  # "bar", "log" or "off"
+        self._total = total
+        self._t0 = time.perf_counter()
+        self._done = 0  # rows counted, resumed ones included
+        self._rows = 0  # rows this run scored
+        self._last_log = self._t0
+        if mode != "bar":
             return
         self._bar = Progress(
             TextColumn("scoring"),
@@ -576,22 +650,43 @@ class _Progress:
             console=Console(stderr=True),  # stdout stays for the results
             transient=False,
         )
-        self._t0 = time.perf_counter()
-        self._rows = 0
         self._task = self._bar.add_task("score", total=total, rate="")
         self._bar.start()
 
+    def _rate(self) -> float:
+        return self._rows / max(time.perf_counter() - self._t0, 1e-9)
+
     def advance(self, rows: int, *, work: bool = True) -> None:
-        if self._bar is None:
-            return
+        self._done += rows
         if work:
             self._rows += rows
-        rate = self._rows / max(time.perf_counter() - self._t0, 1e-9)
-        self._bar.update(self._task, advance=rows, rate=f"{rate:,.0f} rows/s")
+        if self._bar is not None:
+            self._bar.update(
+                self._task, advance=rows, rate=f"{self._rate():,.0f} rows/s"
+            )
+        elif self._mode == "log" and time.perf_counter() - self._last_log >= _LOG_EVERY:
+            self._log()
+
+    def _log(self) -> None:
+        self._last_log = time.perf_counter()
+        rate = self._rate()
+        total = f"/{self._total:,}" if self._total else ""
+        left = ""
+        if self._total and rate > 0:
+            left = f", about {max(self._total - self._done, 0) / rate:,.0f} s left"
+        log.info(
+            "scored %s%s rows, %s rows/s%s",
+            f"{self._done:,}",
+            total,
+            f"{rate:,.0f}",
+            left,
+        )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+        elif self._mode == "log":
+            self._log()
 
 
 # ------------------------------------------------------------------- public
@@ -610,6 +705,9 @@ def score_cohort(
     resume: bool = True,
     units: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    unknown_columns: str = "error",
+    prevalence: float | None = None,
+    setting: str | None = None,
 ) -> ScoreSummary:
     """Score a whole cohort file in chunks; every row is scored or rejected.
 
@@ -621,7 +719,8 @@ def score_cohort(
     source : str or Path
         A CSV (``.csv``, ``.csv.gz``) or Parquet file, or a folder of Parquet
         files (read in name order). Columns are catalog fields, optionally
-        ``patient_id``; other columns are ignored.
+        ``patient_id`` (kept), ``fracture`` (compared with the risks) and
+        ``true_risk``; any other column is refused (see ``unknown_columns``).
     out_dir : str or Path
         Output folder (see the module docstring for its layout).
     chunk_rows : int, default=100_000
@@ -640,19 +739,42 @@ def score_cohort(
     units : Mapping, default=None
         Field to unit of its whole column, as in :func:`plo_risk.validate_frame`.
     progress : bool, default=None
-        Show a progress bar; None shows it only on a terminal.
+        True: a progress bar (on stderr). None: the bar on a terminal and a log
+        line every 10 s otherwise (logger ``plo_risk.serve.scoring``, level INFO).
+        False: nothing.
+    unknown_columns : {"error", "ignore"}, default="error"
+        An input column that is not a catalog field: stop before any output,
+        naming it with the closest field ("did you mean"), or ignore it (listed in
+        the manifest and the summary). A misspelled field read as missing would
+        score every row without it.
+    prevalence : float, default=None
+        Move the model to a setting with this outcome prevalence before scoring
+        (:func:`plo_risk.model.recalibrate`); the rows record the new version.
+    setting : {"population", "referral"}, default=None
+        The same by name: the prevalence of that setting
+        (``data/synthetic/params.yaml``).
 
     Returns
     -------
     ScoreSummary
+        With ``warnings`` when the cohort does not fit the model's setting (a mean
+        risk, or observed fractures when the input has them, more than 3 times off
+        the expected), or a catalog column is empty; each is also issued as a
+        :class:`ScoringWarning`.
 
     Raises
     ------
     ScoringError
-        Unreadable input, an input without the required columns, an ``out_dir``
-        holding another job, a bad option.
+        Unreadable input, an input without the required columns or with columns
+        that are not catalog fields, an ``out_dir`` holding another job, a bad
+        option.
     """
     t0 = time.perf_counter()
+    if unknown_columns not in UNKNOWN_COLUMNS:
+        raise ScoringError(
+            f"unknown_columns={unknown_columns!r} is not allowed; use one of "
+            f"{', '.join(UNKNOWN_COLUMNS)}"
+        )
     if explain not in EXPLAIN_OPTIONS:
         raise ScoringError(
             f"explain={explain!r} is not allowed; use one of {', '.join(EXPLAIN_OPTIONS)}"
@@ -668,7 +790,7 @@ def score_cohort(
             )
     if scheduler is not None and engine != "dask":
         raise ScoringError("scheduler= is only used with engine='dask'")
-    model = _load_model(model)
+    model = _at_prevalence(_load_model(model), prevalence, setting)
     n_fields = len(model.catalog.names)
     if explain != "none" and top_k > n_fields:
         raise ScoringError(f"top_k={top_k} is not allowed; at most {n_fields} fields")
@@ -678,11 +800,13 @@ def score_cohort(
         raise ScoringError(f"units: {exc}") from None
 
     src = _open_source(source)
-    _check_columns(_columns(src), model, units, src)
+    columns = _columns(src)
+    ignored = _check_columns(columns, model, units, src, unknown_columns)
     out = Path(out_dir)
     job = {
         "model_version": model.version,
         "model_fingerprint": _model_fingerprint(model),
+        "prevalence": float(model.model.prevalence_),
         "input": [str(f.resolve()) for f in src.files],
         "input_fingerprint": _fingerprint(src),
         "chunk_rows": chunk_rows,
@@ -690,14 +814,26 @@ def score_cohort(
         "top_k": top_k,
         "units": dict(units or {}),
         "engine": engine,
+        "ignored_columns": ignored,
+        "fields": [c for c in columns if c in model.catalog],
     }
     _prepare_out_dir(out, job, resume)
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if engine == "local":
-        metas, resumed = _run_local(model, src, out, job, show)
+    if progress is None:
+        mode = "bar" if sys.stderr.isatty() else "log"
     else:
-        metas, resumed = _run_dask(model, src, out, job, scheduler, show)
-    return _finish(out, job, metas, resumed, model.version, time.perf_counter() - t0)
+        mode = "bar" if progress else "off"
+    if engine == "local":
+        metas, resumed = _run_local(model, src, out, job, mode)
+    else:
+        metas, resumed = _run_dask(model, src, out, job, scheduler, mode)
+    return _finish(out, job, metas, resumed, model, time.perf_counter() - t0)
+
+
+def _at_prevalence(model: RiskModel, prevalence, setting) -> RiskModel:
+    try:
+        return model.for_setting(prevalence=prevalence, setting=setting)
+    except ValueError as exc:
+        raise ScoringError(str(exc)) from None
 
 
 def _load_model(model):
@@ -711,23 +847,47 @@ def _load_model(model):
     )
 
 
-def _check_columns(columns: list[str], model, units, src: _Source) -> None:
-    """Problems of the input as a whole (a required column absent) stop it up front."""
+def _check_columns(
+    columns: list[str], model, units, src: _Source, unknown_columns: str
+) -> list[str]:
+    """Problems of the input as a whole stop it up front: a required column
+    absent, or a column that is not a catalog field (a misspelled field would
+    be scored as missing in every row). Returns the columns ignored on request."""
+    where = ", ".join(map(str, src.files))
+    known = [*model.catalog.names, *PASSTHROUGH_COLUMNS]
+    unknown = [c for c in columns if c not in known]
+    if unknown and unknown_columns == "error":
+        lines = []
+        for c in unknown[:20]:
+            close = difflib.get_close_matches(str(c), known, n=1, cutoff=0.6)
+            lines.append(
+                f"  {c!r}: not a catalog field"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+            )
+        more = f"\n  ... and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+        raise ScoringError(
+            f"{where}: {len(unknown)} column(s) are not catalog fields, so their "
+            "values would be ignored and every row scored without them:\n"
+            + "\n".join(lines)
+            + more
+            + "\nRename them, or pass unknown_columns='ignore' "
+            "(--ignore-unknown-columns) to score without them."
+        )
     try:
         validate_frame(
-            pd.DataFrame(columns=columns),
+            pd.DataFrame(columns=[c for c in columns if c in known]),
             units=units,
-            unknown="ignore",
             catalog=model.catalog,
         )
     except ValidationError as exc:
-        raise ScoringError(f"{', '.join(map(str, src.files))}: {exc}") from None
+        raise ScoringError(f"{where}: {exc}") from None
+    return unknown
 
 
-def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
+def _run_local(model, src: _Source, out: Path, job: dict, mode: str):
     """Chunks in order; the next chunk is read and validated while this one is
     predicted and written (xgboost and Parquet I/O release the GIL)."""
-    bar = _Progress(src.n_rows, show)
+    bar = _Progress(src.n_rows, mode)
     metas: list[dict] = []
     resumed = 0
 
@@ -740,7 +900,7 @@ def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
         for index, start, table in _chunks(src, job["chunk_rows"]):
             done = _finished(out, index)
             if done is not None and done.get("n_input") == table.num_rows:
-                metas.append(done)
+                metas.append({**done, "resumed": True})
                 resumed += 1
                 bar.advance(table.num_rows, work=False)
                 continue
@@ -767,7 +927,8 @@ def _run_local(model, src: _Source, out: Path, job: dict, show: bool):
 def _score_and_write(model, out: Path, job: dict, index: int, start: int, future):
     df, res = future.result()
     scored, rejects = _finish_chunk(model, df, res, job["explain"], job["top_k"])
-    return _write_part(out, index, start, len(df), scored, rejects)
+    stats = _chunk_stats(df, scored, job["fields"])
+    return _write_part(out, index, start, len(df), scored, rejects, stats)
 
 
 # -------------------------------------------------------------------- dask
@@ -805,7 +966,7 @@ def _dask_chunk(df: pd.DataFrame, start: int, key: str, files, job: dict):
     scored, rejects = score_frame(
         model, df, explain=job["explain"], top_k=job["top_k"], units=job["units"]
     )
-    return len(df), scored, rejects
+    return len(df), scored, rejects, _chunk_stats(df, scored, job["fields"])
 
 
 def _dask_frame(src: _Source, chunk_rows: int):
@@ -826,7 +987,7 @@ def _dask_frame(src: _Source, chunk_rows: int):
     )
 
 
-def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
+def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, mode: str):
     try:
         # optional: the dask extra, only for engine="dask"
         from distributed import Client, LocalCluster, as_completed
@@ -855,8 +1016,14 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
         ddf = _dask_frame(src, job["chunk_rows"])
         # Row ids need each partition's offset: one pass over the lengths first.
         lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        wanted = max(1, -(-sum(lengths) // job["chunk_rows"]))
+        if len(lengths) < wanted:
+            # A file with fewer row groups (or CSV blocks) than chunks of
+            # chunk_rows: split the partitions to about that size.
+            ddf = ddf.repartition(npartitions=wanted)
+            lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-        bar = _Progress(sum(lengths), show)
+        bar = _Progress(sum(lengths), mode)
         files = _bundle_files(model)
         key = job["model_fingerprint"]
         files_future = client.scatter(files, broadcast=True)
@@ -869,7 +1036,7 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
         ):
             done = _finished(out, index)
             if done is not None and done.get("n_input") == n:
-                metas[index] = done
+                metas[index] = {**done, "resumed": True}
                 resumed += 1
                 bar.advance(n, work=False)
                 continue
@@ -877,8 +1044,10 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, show: bool):
             futures[fut] = (index, start)
         for fut in as_completed(list(futures)):
             index, start = futures[fut]
-            n_input, scored, rejects = fut.result()
-            metas[index] = _write_part(out, index, start, n_input, scored, rejects)
+            n_input, scored, rejects, stats = fut.result()
+            metas[index] = _write_part(
+                out, index, start, n_input, scored, rejects, stats
+            )
             bar.advance(n_input)
     finally:
         if bar is not None:
@@ -898,7 +1067,7 @@ def _delayed_chunk(part, start, key, files, job):
 # ------------------------------------------------------------------- finish
 
 
-def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: float):
+def _finish(out: Path, job: dict, metas, resumed: int, model, seconds: float):
     n_input = sum(m["n_input"] for m in metas)
     n_scored = sum(m["n_scored"] for m in metas)
     n_rejected = sum(m["n_rejected"] for m in metas)
@@ -907,6 +1076,8 @@ def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: fl
         raise ScoringError(
             f"{out}: {n_scored} scored + {n_rejected} rejected != {n_input} input rows"
         )
+    n_resumed_rows = sum(m["n_input"] for m in metas if m.get("resumed"))
+    empty, mean_risk, notes = _review(job, metas, model, n_scored)
     parts = [out / _PART.format(m["part"]) for m in metas]
     rejects = [out / "rejects" / _PART.format(m["part"]) for m in metas]
     manifest = {
@@ -918,11 +1089,17 @@ def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: fl
         "n_scored": n_scored,
         "n_rejected": n_rejected,
         "n_flagged": n_flagged,
+        "mean_risk": mean_risk,
+        "ignored_columns": job["ignored_columns"],
+        "empty_columns": empty,
+        "warnings": notes,
         "parts": [p.name for p in parts],
         "plo_risk_version": package_version(),
     }
     write_text_atomic(out / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     (out / _SUCCESS).write_text("")
+    for note in notes:
+        warnings.warn(note, ScoringWarning, stacklevel=3)
     return ScoreSummary(
         n_input=n_input,
         n_scored=n_scored,
@@ -934,5 +1111,60 @@ def _finish(out: Path, job: dict, metas, resumed: int, version: str, seconds: fl
         rejects=rejects,
         manifest=out / _MANIFEST,
         resumed_parts=resumed,
-        model_version=version,
+        model_version=model.version,
+        n_resumed_rows=n_resumed_rows,
+        ignored_columns=list(job["ignored_columns"]),
+        empty_columns=empty,
+        mean_risk=mean_risk,
+        warnings=notes,
     )
+
+
+def _review(job: dict, metas, model, n_scored: int):
+    """Empty columns, the mean risk, and the warnings of a finished run."""
+    filled: dict[str, int] = {}
+    for m in metas:
+        for c, k in (m.get("stats") or {}).get("non_missing", {}).items():
+            filled[c] = filled.get(c, 0) + k
+    empty = [c for c in job["fields"] if filled.get(c, 0) == 0] if metas else []
+    sum_risk = sum((m.get("stats") or {}).get("sum_risk", 0.0) for m in metas)
+    mean_risk = sum_risk / n_scored if n_scored else float("nan")
+    notes = []
+    if empty:
+        notes.append(
+            f"{len(empty)} catalog column(s) are empty in every row, so every row "
+            f"was scored without them: {', '.join(empty)}"
+        )
+    base = float(getattr(model.model, "prevalence_", float("nan")))
+    fix = (
+        "if this cohort comes from another setting, score it with --prevalence "
+        "(or --setting population), which moves the model's intercept"
+    )
+    if (
+        n_scored
+        and base > 0
+        and not (1 / _EXPECTED_WARN <= mean_risk / base <= _EXPECTED_WARN)
+    ):
+        notes.append(
+            f"the mean risk of this cohort ({mean_risk:.3%}) is "
+            f"{mean_risk / base:.1f} times the model's setting ({base:.3%}); {fix}"
+        )
+    observed = expected = 0.0
+    n_outcome = 0
+    for m in metas:
+        o = (m.get("stats") or {}).get("outcome")
+        if o:
+            n_outcome += o["n"]
+            observed += o["observed"]
+            expected += o["expected"]
+    if n_outcome and expected > 0:
+        ratio = observed / expected
+        # With fewer than 10 events either way a 3-fold gap is chance (Poisson:
+        # P(0 | 10 expected) < 5e-5, P(<= 3 | 10) = 0.01).
+        off = not 1 / _EXPECTED_WARN <= ratio <= _EXPECTED_WARN
+        if off and max(observed, expected) >= 10:
+            notes.append(
+                f"the cohort's observed fractures ({observed:,.0f}) are {ratio:.2f} "
+                f"times the expected ({expected:,.1f}); {fix}"
+            )
+    return empty, mean_risk, notes

@@ -17,6 +17,7 @@ __all__ = [
     "REGISTERED_NAME",
     "default_tracking_uri",
     "ensure_tracking_uri",
+    "require_store",
 ]
 
 REGISTERED_NAME = "plo-risk"
@@ -29,6 +30,30 @@ def default_tracking_uri() -> str:
         os.environ.get("MLFLOW_TRACKING_URI")
         or f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
     )
+
+
+def require_store(tracking_uri: str | None = None) -> str:
+    """The tracking URI, refusing a local SQLite store that does not exist yet.
+
+    Reading a model (``models:/...``, ``runs:/...``) must never create a store:
+    MLflow would create an empty ``mlflow.db`` in the working folder and then
+    report that the model is not there.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing database and how to point at the right one.
+    """
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        if not db.is_file():
+            raise FileNotFoundError(
+                f"no MLflow store at {db} (tracking URI {uri}): set "
+                "MLFLOW_TRACKING_URI to the store that holds the model, or give a "
+                "bundle folder"
+            )
+    return uri
 
 
 def ensure_tracking_uri(tracking_uri: str | None = None) -> str:
