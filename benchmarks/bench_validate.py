@@ -45,12 +45,27 @@ def make_frame(
             v = rng.uniform(lo, hi, n)
             data[f.name] = np.round(v) if f.dtype == "int" else v
     df = pd.DataFrame(data)
+    _obey_rules(df, rng)
     bad = rng.random(n) < bad_share
     kinds = rng.integers(0, 3, n)
     df.loc[bad & (kinds == 0), "lactation_months"] = -3.0
     df.loc[bad & (kinds == 1), "age_years"] = np.nan  # required
     df.loc[bad & (kinds == 2), "vitamin_d_25oh"] = np.inf
     return df, bad
+
+
+def _obey_rules(df: pd.DataFrame, rng: np.random.Generator) -> None:
+    """Make the random values agree with the catalog's cross-field rules, so the
+    only rejected rows are the ones made bad on purpose."""
+    since = np.maximum(df["months_postpartum"].to_numpy(), 0.0)
+    df["lactation_months"] = rng.uniform(0, 1, len(df)) * since
+    df["amenorrhea_months"] = rng.uniform(0, 1, len(df)) * since
+    feeding = df["breastfeeding_now"].to_numpy() & (df["lactation_months"] > 0)
+    df["breastfeeding_now"] = feeding
+    df["lactation_exclusive"] = df["lactation_exclusive"].to_numpy() & feeding
+    first = df["parity"].to_numpy() < 2
+    df.loc[first, "prior_lactation_months"] = 0.0
+    df.loc[first, "interpregnancy_interval_months"] = np.nan
 
 
 def main() -> None:

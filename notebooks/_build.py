@@ -110,7 +110,7 @@ NOTEBOOKS = {
         new_code_cell(
             "from plo_risk import RiskModel\n\n"
             "model = RiskModel.load('models:/plo-risk@champion')\n"
-            "# seed Table 3 row 9: 35 years, third pregnancy, 2 months postpartum,\n"
+            "# Mishra et al. 2024, Table 3 row 9 (Cerit et al. 2020): 35 years, third pregnancy, 2 months postpartum,\n"
             "# lumbar spine 0.687 g/cm2, total hip 0.815 g/cm2 (lactation assumed).\n"
             "patient = {'age_years': 35, 'parity': 3, 'months_postpartum': 2,\n"
             "           'lactation_months': 2, 'breastfeeding_now': True,\n"

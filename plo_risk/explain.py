@@ -87,10 +87,15 @@ __all__ = [
     "contributions",
     "explain_cohort",
     "explainer_for",
+    "fold_contributions",
     "global_importance",
     "plot_beeswarm",
     "plot_waterfall",
+    "value_text",
 ]
+
+#: The column of :func:`fold_contributions` that holds every input not given.
+NOT_KNOWN = "not_known"
 
 # Largest |decision_function - (base + sum)| accepted before the rounding residual
 # is folded into the base; more means the decomposition does not describe the
@@ -560,18 +565,160 @@ def global_importance(
     return importance.sort_values(ascending=False, kind="stable")
 
 
+def fold_contributions(
+    values: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    catalog: Catalog | None = None,
+    derived: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Field contributions as a clinician reads them: one per value she gave,
+    and one for everything not known.
+
+    The one rule behind every explanation shown (the assessment's factors, its
+    waterfall plot, the top factors of batch scoring):
+
+    - a value that was not given but derived from another (a T- or Z-score from
+      the BMD, or the BMD from a score) is not a factor of its own: its
+      contribution goes to the value it came from, the site's first given field
+      of BMD, T-score, Z-score;
+    - every field not given (missing) is not a finding: all their contributions
+      go together to one column, :data:`NOT_KNOWN`.
+
+    Each row's sum is unchanged, so the folded contributions stay additive.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Field contributions (``contributions(model, frame, by="field").values``).
+    frame : pandas.DataFrame
+        The canonical rows they explain (NaN = not given).
+    catalog : Catalog, default=None
+        The BMD sites and their scores (default: the shipped catalog).
+    derived : pandas.DataFrame, default=None
+        Bool per BMD/T/Z field and row: derived, not given
+        (:attr:`plo_risk.ValidatedFrame.derived`). None: every value was given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``values``, then :data:`NOT_KNOWN`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from plo_risk.explain import fold_contributions
+    >>> v = pd.DataFrame({"bmd_lumbar_spine": [0.3], "t_lumbar_spine": [0.2],
+    ...                   "z_lumbar_spine": [0.1], "heparin": [0.05]})
+    >>> x = pd.DataFrame({"bmd_lumbar_spine": [0.8], "t_lumbar_spine": [-2.5],
+    ...                   "z_lumbar_spine": [-2.5], "heparin": [float("nan")]})
+    >>> d = pd.DataFrame({"bmd_lumbar_spine": [False], "t_lumbar_spine": [True],
+    ...                   "z_lumbar_spine": [True]})
+    >>> fold_contributions(v, x, derived=d).round(2).iloc[0].to_dict()
+    {'bmd_lumbar_spine': 0.6, 't_lumbar_spine': 0.0, 'z_lumbar_spine': 0.0, \
+'heparin': 0.0, 'not_known': 0.05}
+    """
+    cat = catalog if catalog is not None else load_catalog()
+    cols = list(values.columns)
+    A = values.to_numpy(dtype=np.float64, copy=True)
+    present = (
+        np.column_stack([frame[c].notna().to_numpy() for c in cols])
+        if cols
+        else np.zeros((len(values), 0), dtype=bool)
+    )
+    not_known = np.where(present, 0.0, A).sum(axis=1)
+    A[~present] = 0.0
+    pos = {c: j for j, c in enumerate(cols)}
+    if derived is not None:
+        for site in cat.bmd_sites:
+            scores = sorted(cat.scores_of(site.name), key=lambda f: f.score != "t")
+            group = [f for f in [site.name, *(f.name for f in scores)] if f in pos]
+            if len(group) < 2:
+                continue
+            idx = [pos[f] for f in group]
+            der = np.column_stack(
+                [
+                    derived[f].to_numpy(dtype=bool)
+                    if f in derived.columns
+                    else np.zeros(len(A), dtype=bool)
+                    for f in group
+                ]
+            )
+            der &= present[:, idx]
+            given = present[:, idx] & ~der
+            rows = given.any(axis=1) & der.any(axis=1)
+            if not rows.any():
+                continue
+            block = A[:, idx]
+            moved = np.where(der, block, 0.0).sum(axis=1)
+            block[der & rows[:, None]] = 0.0
+            source = np.argmax(given, axis=1)
+            r = np.flatnonzero(rows)
+            block[r, source[r]] += moved[r]
+            A[:, idx] = block
+    out = pd.DataFrame(A, index=values.index, columns=cols)
+    out[NOT_KNOWN] = not_known
+    return out
+
+
+def value_text(value: Any, field: str, catalog: Catalog | None = None) -> str:
+    """A field's value as a clinician reads it: ``yes``/``no``, a category's
+    words, a number with its unit, ``not known`` when missing.
+
+    Examples
+    --------
+    >>> from plo_risk.explain import value_text
+    >>> value_text(1.0, "breastfeeding_now"), value_text("east_asian", "ancestry")
+    ('yes', 'east asian')
+    >>> value_text(0.8523, "bmd_lumbar_spine"), value_text(None, "heparin")
+    ('0.852 g/cm2', 'not known')
+    """
+    cat = catalog if catalog is not None else load_catalog()
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "not known"
+    if value is pd.NA:
+        return "not known"
+    feat = cat[field] if field in cat else None
+    if feat is not None and feat.dtype == "bool":
+        return "yes" if bool(value) else "no"
+    if feat is not None and feat.dtype == "category":
+        return str(value).replace("_", " ")
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float, np.number)):
+        x = float(value)
+        if feat is not None and feat.dtype == "int":
+            text = f"{x:.0f}"
+        else:
+            text = f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+        unit = feat.unit if feat is not None else ""
+        return f"{text} {unit}".strip() if unit and unit != "1" else text
+    return str(value)
+
+
 @validate_params(
     {
         "model": "no_validation",
         "frame": "no_validation",
         "top_k": [Interval(Integral, 1, None, closed="left")],
+        "derived": "no_validation",
+        "catalog": [Catalog, None],
     },
     prefer_skip_nested_validation=True,
 )
 def explain_cohort(
-    model: PlattCalibratedClassifier, frame: pd.DataFrame, *, top_k: int = 3
+    model: PlattCalibratedClassifier,
+    frame: pd.DataFrame,
+    *,
+    top_k: int = 3,
+    derived: pd.DataFrame | None = None,
+    catalog: Catalog | None = None,
 ) -> pd.DataFrame:
-    """The ``top_k`` fields that move each patient's risk most, with their share.
+    """The ``top_k`` factors that move each patient's risk most, with their share.
+
+    Factors follow :func:`fold_contributions`: the fields given (a derived T/Z or
+    BMD folded into the value it came from), and :data:`NOT_KNOWN` for every
+    input not given together.
 
     Parameters
     ----------
@@ -581,14 +728,20 @@ def explain_cohort(
         The canonical frame (it is not validated again).
     top_k : int, default=3
         Number of fields per row (at most the number of fields).
+    derived : pandas.DataFrame, default=None
+        Which BMD/T/Z values were derived, not given
+        (:attr:`plo_risk.ValidatedFrame.derived`), row for row with ``frame``;
+        None: all were given.
+    catalog : Catalog, default=None
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``frame``, with columns ``factor_1, contribution_1, ...,
-        factor_k, contribution_k``: field names by decreasing |contribution|
-        (calibrated log-odds; ties in catalog order). Where fewer than ``k``
-        fields contribute, the remaining factors are None with contribution 0.
+        factor_k, contribution_k``: field names (or ``"not_known"``) by
+        decreasing |contribution| (calibrated log-odds; ties in catalog order).
+        Where fewer than ``k`` factors contribute, the remaining ones are None
+        with contribution 0.
 
     Examples
     --------
@@ -602,13 +755,14 @@ def explain_cohort(
     >>> explain_cohort(model, cohort.head(3), top_k=2).columns.tolist()
     ['factor_1', 'contribution_1', 'factor_2', 'contribution_2']
     """
-    values = contributions(model, frame, by="field").values
+    raw = contributions(model, frame, by="field").values
+    values = fold_contributions(raw, frame, catalog=catalog, derived=derived)
     A = values.to_numpy()
     names = np.asarray(values.columns, dtype=object)
-    if top_k > A.shape[1]:
+    if top_k > A.shape[1] - 1:
         raise ValueError(
             f"The 'top_k' parameter of explain_cohort must be at most the number of "
-            f"fields ({A.shape[1]}). Got {top_k} instead."
+            f"fields ({A.shape[1] - 1}). Got {top_k} instead."
         )
     order = np.argsort(-np.abs(A), axis=1, kind="stable")[:, :top_k]
     top = np.take_along_axis(A, order, axis=1)
@@ -737,12 +891,15 @@ def plot_waterfall(
     *,
     max_display: int = 10,
     catalog: Catalog | None = None,
+    derived: pd.DataFrame | None = None,
 ) -> Figure:
     """Waterfall of one patient's field contributions (``shap`` plot).
 
     From the base log-odds at the bottom to the patient's calibrated log-odds at
-    the top, each bar is one field, labelled with its value (``missing`` when not
-    given) and its clinical label.
+    the top, each bar is one value she gave, labelled ``value = label`` in words
+    (``yes = Breastfeeding at assessment``), and one bar ``not known`` for every
+    input not given together: the rule of :func:`fold_contributions`, as in the
+    assessment's text.
 
     Parameters
     ----------
@@ -754,6 +911,9 @@ def plot_waterfall(
         Fields shown; the others are summed into one bar.
     catalog : Catalog, default=None
         Source of the field labels (default: the shipped catalog).
+    derived : pandas.DataFrame, default=None
+        The row's derived (not given) BMD/T/Z values, as
+        :attr:`plo_risk.ValidatedFrame.derived`; None: all were given.
 
     Returns
     -------
@@ -776,8 +936,14 @@ def plot_waterfall(
     >>> model = make_model("xgboost", params={"n_estimators": 10, "n_jobs": 1}, cv=2)
     >>> model = model.fit(cohort, cohort["fracture"].astype(int))
     >>> fig = plot_waterfall(model, cohort.iloc[[0]], max_display=4)
-    >>> fig.axes[0].get_yticklabels()[0].get_text()
-    '43 other features'
+    >>> labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    >>> labels[0].endswith("other features")
+    True
+    >>> plt.close(fig)
+    >>> fig = plot_waterfall(model, cohort.iloc[[0]], max_display=60)  # every bar
+    >>> labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    >>> int(cohort.iloc[0].isna().sum()) > 0, any("not known = " in t for t in labels)
+    (True, True)
     >>> plt.close(fig)
     """
     # optional heavy imports (matplotlib, shap with numba): plots only
@@ -793,22 +959,34 @@ def plot_waterfall(
             f"one row or a Series; got {type(x_row).__name__} of shape {shape}. "
             "Use plot_beeswarm for several rows"
         )
+    cat = catalog if catalog is not None else load_catalog()
     expl = contributions(model, x_row, by="field")
-    fields = list(expl.values.columns)
-    shown = np.empty(len(fields), dtype=object)
-    for j, f in enumerate(fields):
-        v = x_row[f].iloc[0]
-        shown[j] = (
-            "missing"
-            if pd.isna(v)
-            else (float(v) if isinstance(v, (int, float, np.number)) else str(v))
-        )
+    folded = fold_contributions(expl.values, x_row, catalog=cat, derived=derived)
+    row = folded.iloc[0]
+    fields = [f for f in folded.columns if f != NOT_KNOWN and x_row[f].notna().iloc[0]]
+    fields = [f for f in fields if row[f] != 0.0 or not _is_derived(derived, f)]
+    names = _labels(fields, cat)
+    shown = [value_text(x_row[f].iloc[0], f, cat) for f in fields]
+    values = [float(row[f]) for f in fields]
+    n_missing = int(x_row[list(expl.values.columns)].isna().iloc[0].sum())
+    if n_missing:
+        names.append(f"{n_missing} input{'s' if n_missing > 1 else ''}")
+        shown.append("not known")
+        values.append(float(row[NOT_KNOWN]))
     data = shap.Explanation(
-        values=expl.values.to_numpy()[0],
+        values=np.asarray(values),
         base_values=float(expl.base[0]),
-        data=shown,
-        feature_names=_labels(fields, catalog),
+        data=np.asarray(shown, dtype=object),
+        feature_names=names,
     )
     fig = plt.figure()
     shap.plots.waterfall(data, max_display=max_display, show=False)
     return fig
+
+
+def _is_derived(derived: pd.DataFrame | None, field: str) -> bool:
+    return (
+        derived is not None
+        and field in derived.columns
+        and bool(derived[field].to_numpy()[0])
+    )

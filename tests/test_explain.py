@@ -315,11 +315,16 @@ def test_explain_cohort_matches_brute_force(models, X, name, top_k):
     values = contributions(models[name], rows).values
     for i in range(len(rows)):
         row = values.iloc[i]
-        ranked = sorted(FIELDS, key=lambda f: -abs(row[f]))[:top_k]  # stable: ties
-        for k, f in enumerate(ranked, start=1):  # in catalog order
+        # By hand: a field given is its own factor, all fields not given are one
+        # "not_known" factor (after the fields, for ties).
+        given = [f for f in FIELDS if pd.notna(rows[f].iloc[i])]
+        folded = {f: row[f] for f in given}
+        folded["not_known"] = sum(row[f] for f in FIELDS if f not in given)
+        ranked = sorted(folded, key=lambda f: -abs(folded[f]))[:top_k]  # stable
+        for k, f in enumerate(ranked, start=1):
             factor, value = top[f"factor_{k}"].iloc[i], top[f"contribution_{k}"].iloc[i]
-            assert value == row[f]
-            assert factor == (f if row[f] != 0 else None)
+            assert value == pytest.approx(folded[f], abs=1e-12)
+            assert factor == (f if folded[f] != 0 else None)
 
 
 def test_explain_cohort_without_contribution_gives_no_factor(models, X):
@@ -353,12 +358,21 @@ def test_waterfall_shows_one_patient(models, X, as_series):
     try:
         assert isinstance(fig, Figure)
         assert len(fig.axes) == 3  # bars, and the E[f(X)] and f(x) axes
-        # "<value> = <label>" for the 4 largest fields, then the other 42 in one.
+        # "<value> = <label>" for the 4 largest factors (the fields given, and one
+        # "not known" bar for all the others), then the rest in one bar.
         labels = {t.get_text() for t in fig.axes[0].get_yticklabels()}
         shown = {lab.split(" = ")[-1].strip() for lab in labels if " = " in lab}
         top = explain_cohort(models["xgboost"], X.iloc[[3]], top_k=4).iloc[0]
-        assert shown == {CAT[top[f"factor_{k}"]].label for k in range(1, 5)}
-        assert f"{len(FIELDS) - 4} other features" in labels
+        n_missing = int(X.iloc[[3]][FIELDS].isna().sum(axis=1).iloc[0])
+        names = {
+            CAT[f].label if f in CAT else f"{n_missing} inputs"
+            for f in (top[f"factor_{k}"] for k in range(1, 5))
+        }
+        assert shown == names
+        n_bars = len(FIELDS) - n_missing + (1 if n_missing else 0)
+        assert f"{n_bars - 4} other features" in labels
+        values = {lab.split(" = ")[0].strip() for lab in labels if " = " in lab}
+        assert not values & {"1.0", "0.0", "1", "0", "missing", "nan"}
     finally:
         plt.close(fig)
 

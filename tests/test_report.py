@@ -207,7 +207,8 @@ def test_card_reports_data_rejections_and_contents(card, risk_model):
     assert "DATASHEET.md" in text
     for f in risk_model.catalog:  # every predictor with its source
         assert f"<code>{f.name}</code>" in text
-    assert "seed Table 3 row 9" in text
+    assert "Mishra et al. 2024, Table 3 row 9; Cerit et al. 2020" in text
+    assert not re.search(r"\bseed,? (Table|[A-Z][a-z]+ section|Introduction)", text)
     assert "<h1>Model card: xgboost model predicting" in text  # the bundle's name
     assert "n_estimators" in text  # hyperparameters
     for level in ("&lt;25", "european", "3+"):  # subgroups: age, ancestry, parity

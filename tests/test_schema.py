@@ -506,12 +506,14 @@ def test_record_and_frame_give_the_same_verdict(records, vitd_unit):
 @given(n=st.integers(1, 300), share=st.floats(0, 0.5), seed=st.integers(0, 10**6))
 def test_frame_loses_no_row(n, share, seed):
     rng = np.random.default_rng(seed)
+    months = rng.uniform(-3, 18, n)
     df = pd.DataFrame(
         {
             "age_years": rng.uniform(14, 55, n),
             "parity": rng.integers(1, 6, n).astype(float),
-            "months_postpartum": rng.uniform(-3, 18, n),
-            "lactation_months": rng.uniform(0, 24, n),
+            "months_postpartum": months,
+            # No longer than the time since delivery (a catalog rule).
+            "lactation_months": rng.uniform(0, 1, n) * np.maximum(months, 0),
         }
     )
     bad = rng.random(n) < share

@@ -17,6 +17,13 @@ from typing import Any, Literal
 
 import yaml
 
+from plo_risk.data.references import (
+    UnknownCitationError,
+    cite_keys,
+    format_citation,
+    load_references,
+)
+from plo_risk.data.rules import Rule, RuleError, load_rules
 from plo_risk.utils.resources import shipped_file
 
 __all__ = [
@@ -154,6 +161,7 @@ class Catalog:
     features: tuple[Feature, ...]
     sha256: str
     path: str
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.features})
@@ -226,7 +234,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     ------
     CatalogError
         On duplicate names, unknown keys, groups, dtypes or directions, bad ranges,
-        unknown or non-positive unit factors, or a T/Z score without its BMD field.
+        unknown or non-positive unit factors, a T/Z score without its BMD field, or a
+        reference that cites a key no ``docs/references/*.bib`` defines.
     """
     if path is None:
         return _load_default()
@@ -246,6 +255,11 @@ def _load(path: Path) -> Catalog:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("fields"), list):
         raise CatalogError(f"{path}: expected a mapping with a 'fields' list")
+    extra = sorted(set(doc) - {"version", "fields", "rules"})
+    if extra:
+        raise CatalogError(
+            f"{path}: unknown top-level keys {extra}; allowed: version, fields, rules"
+        )
     features = []
     seen: set[str] = set()
     for i, entry in enumerate(doc["fields"]):
@@ -254,6 +268,7 @@ def _load(path: Path) -> Catalog:
             raise CatalogError(f"{path}: duplicate field name {feat.name!r}")
         seen.add(feat.name)
         features.append(feat)
+    _check_citations(features, path)
     by_name = {f.name: f for f in features}
     for f in features:
         if f.derived_from is not None:
@@ -263,7 +278,26 @@ def _load(path: Path) -> Catalog:
                     f"{path}: {f.name}.derived_from={f.derived_from!r}: must name a "
                     "BMD field that has a bmd_reference"
                 )
-    return Catalog(tuple(features), hashlib.sha256(raw).hexdigest(), str(path))
+    try:
+        rules = load_rules(doc.get("rules"), features, str(path))
+    except RuleError as exc:
+        raise CatalogError(str(exc)) from None
+    refs = load_references()
+    for rule in rules:
+        try:
+            format_citation(rule.reference, refs)
+        except UnknownCitationError as exc:
+            raise CatalogError(f"{path}: rule {rule.name}.reference: {exc}") from None
+    return Catalog(tuple(features), hashlib.sha256(raw).hexdigest(), str(path), rules)
+
+
+def _check_citations(features: list[Feature], path: Path) -> None:
+    refs = load_references()
+    for f in features:
+        try:
+            format_citation(f.reference, refs)
+        except UnknownCitationError as exc:
+            raise CatalogError(f"{path}: {f.name}.reference: {exc}") from None
 
 
 def _parse_feature(entry: Any, where: str) -> Feature:
@@ -376,7 +410,7 @@ _GROUP_TITLES = {
     "family_genetic": "Family history and genetics",
     "medication": "Medication",
     "comorbidity": "Comorbidity",
-    "markers": "Bone-turnover markers (seed Table 1)",
+    "markers": "Bone-turnover markers ([@mishra2024, Table 1])",
     "bmd": "Bone mineral density (DXA)",
 }
 
@@ -392,8 +426,11 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
     Returns
     -------
     str
+        Sources in short form (``Mishra et al. 2024, Table 3``), with the full
+        reference of every cited key at the end.
     """
     catalog = catalog or load_catalog()
+    refs = load_references()
     lines = [
         "# Feature catalog",
         "",
@@ -415,7 +452,7 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
         if not feats:
             continue
         lines += [
-            f"## {_GROUP_TITLES[group]}",
+            f"## {format_citation(_GROUP_TITLES[group], refs)}",
             "",
             "| field | label | type | unit | range / values | alternate units "
             "| required | modifiable | direction | source |",
@@ -440,8 +477,35 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
                 "no" if f.missing else "**yes**",
                 "yes" if f.modifiable else "no",
                 f.direction,
-                f.reference,
+                format_citation(f.reference, refs),
             ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
+    if catalog.rules:
+        lines += [
+            "## Cross-field rules",
+            "",
+            "A record or row that breaks one is rejected with the rule's name (its "
+            "reported field first). A rule applies only when every field it names is "
+            "given, to the values as given (before T/Z are derived from BMD).",
+            "",
+            "| rule | requires | why | source |",
+            "|---|---|---|---|",
+        ]
+        for r in catalog.rules:
+            cells = [
+                f"`{r.name}`",
+                r.requirement(),
+                r.explain,
+                format_citation(r.reference, refs),
+            ]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    cited = {k for f in catalog for k in cite_keys(f.reference)}
+    cited |= {k for r in catalog.rules for k in cite_keys(r.reference)}
+    cited |= {k for t in _GROUP_TITLES.values() for k in cite_keys(t)}
+    lines += ["## References", ""]
+    for ref in sorted((refs[k] for k in cited), key=lambda r: r.short().lower()):
+        lines.append(f"- **{ref.short()}** (`{ref.key}`). {ref.full()}")
+    lines.append("")
     return "\n".join(lines)[:-1] + "\n"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -38,13 +39,17 @@ __all__ = [
     "ID_COLUMN",
     "MISSING",
     "OUTCOME_COLUMN",
+    "OUTCOME_COLUMNS",
+    "OUTCOME_DEFINITION",
     "PASSTHROUGH_COLUMNS",
+    "is_outcome_column",
     "Problem",
     "ValidatedFrame",
     "ValidationError",
     "check_units",
     "frame_schema",
     "record_model",
+    "rule_failures",
     "validate_frame",
     "validate_record",
 ]
@@ -54,6 +59,20 @@ OUTCOME_COLUMN = "fracture"
 # Columns that are not catalog inputs but travel with a cohort: the id is passed
 # through, the outcome is checked to be 0/1, the generator's oracle is passed through.
 PASSTHROUGH_COLUMNS = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
+#: Outcome columns of the generator's event history (and the oracle's risk at a
+#: horizon), accepted beside the catalog fields but never model inputs: they are
+#: kept apart, in :attr:`ValidatedFrame.outcomes`.
+OUTCOME_COLUMNS = (
+    "fracture_month",
+    "fracture_site",
+    "n_vertebral_fractures",
+    "n_fractures",
+)
+_ORACLE_AT = re.compile(r"^true_risk_\d+m$")
+#: What the outcome column records: the event a model's risk is the probability of.
+OUTCOME_DEFINITION = (
+    "a first fragility fracture after the assessment and up to 18 months postpartum"
+)
 _PASSTHROUGH = PASSTHROUGH_COLUMNS
 
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
@@ -102,7 +121,7 @@ class ValidationError(ValueError):
     ...                  "lactation_months": -3})
     Traceback (most recent call last):
     ...
-    plo_risk.schema.ValidationError: lactation_months=-3: must be a number between 0 and 60 months (Months of breastfeeding so far after this birth)
+    plo_risk.data.schema.ValidationError: lactation_months=-3: must be a number between 0 and 60 months (Months of breastfeeding so far after this birth)
     """
 
     def __init__(self, problems: list[Problem]):
@@ -160,6 +179,14 @@ def _category_reason(feat: Feature, value: Any) -> str:
         if close:
             text += f"; did you mean {close[0]!r}?"
     return f"{text} ({feat.label})"
+
+
+def is_outcome_column(name: Any) -> bool:
+    """True for a column of the event history or the oracle at a horizon
+    (``true_risk_12m``): accepted with a cohort, never a model input."""
+    return isinstance(name, str) and (
+        name in OUTCOME_COLUMNS or bool(_ORACLE_AT.match(name))
+    )
 
 
 def _required_reason(feat: Feature) -> str:
@@ -326,7 +353,7 @@ def _derive_scores(
     BMD (g/cm2) missing but a score given: BMD = mean + score * sd (T first, then Z).
     Scores missing but BMD known: score = (BMD - mean) / sd. Z uses the same
     young-adult reference as T: for women of 20-40 the age-matched mean equals the
-    young-adult mean (params sheet C; NHANES women 21-30 vs 31-40 lumbar spine:
+    young-adult mean ([@varatharajan2026, Table 3]; NHANES women 21-30 vs 31-40 lumbar spine:
     1.064 vs 1.065 g/cm2).
 
     Returns the derived values that fall outside the catalog range, as
@@ -369,6 +396,49 @@ def _derive_scores(
                     bad.append((site.name, mask, bmd.copy(), reason))
                 s[fill] = derived
     return bad
+
+
+# ------------------------------------------------------------ cross-field rules
+
+
+def rule_failures(
+    cols: Mapping[str, np.ndarray], catalog: Catalog
+) -> list[tuple[str, np.ndarray, str]]:
+    """The catalog's cross-field rules that rows break (:mod:`plo_risk.data.rules`).
+
+    Parameters
+    ----------
+    cols : Mapping
+        Every catalog field as a float array of canonical values as given (NaN
+        missing, bools 0/1, categories as codes), before any derivation.
+    catalog : Catalog
+
+    Returns
+    -------
+    list of (field, row mask, reason)
+        One entry per broken rule: the field it reports, the rows, the message.
+    """
+    out = []
+    for rule in catalog.rules:
+        mask = rule.broken(cols, catalog)
+        if mask.any():
+            out.append((rule.fields[0], mask, rule.reason()))
+    return out
+
+
+def _record_columns(parsed: Mapping[str, Any], catalog: Catalog) -> dict:
+    """One validated record as the one-row arrays :func:`rule_failures` reads."""
+    cols = {}
+    for f in catalog:
+        v = parsed.get(f.name)
+        if v is None:
+            x = np.nan
+        elif f.dtype == "category":
+            x = float(f.categories.index(v))
+        else:
+            x = float(v)
+        cols[f.name] = np.array([x])
+    return cols
 
 
 # ------------------------------------------------------------------ one record
@@ -485,6 +555,8 @@ def validate_record(
             data[key] = value
         elif key in _PASSTHROUGH:
             passthrough[key] = value
+        elif is_outcome_column(key):
+            continue  # an outcome, not an input: a record's risk does not use it
         else:
             problems.append(_unknown_field_problem(key, catalog, value=value))
     model = record_model(catalog)
@@ -514,6 +586,16 @@ def validate_record(
             passthrough[OUTCOME_COLUMN] = int(out)
     if problems:
         raise ValidationError(_order(problems, catalog))
+    broken = rule_failures(_record_columns(parsed, catalog), catalog)
+    if broken:
+        raise ValidationError(
+            [
+                Problem(
+                    name, record.get(name), reason, _unit_label(catalog[name], units)
+                )
+                for name, _, reason in broken
+            ]
+        )
     cols = {
         f.name: np.array(
             [np.nan if parsed[f.name] is None else parsed[f.name]], dtype=float
@@ -549,7 +631,7 @@ _OUTCOME = Feature(
     direction="none",
     reference="",
 )
-_OUTCOME_REASON = "must be 0 or 1 (fragility fracture from the third trimester to 18 months postpartum)"
+_OUTCOME_REASON = f"must be 0 or 1 ({OUTCOME_DEFINITION})"
 
 
 def _unit_label(feat: Feature, units: Mapping[str, str]) -> str | None:
@@ -588,6 +670,15 @@ class ValidatedFrame:
         The input's index, in input order (valid and rejected rows).
     ids : pandas.Series or None
         The input's ``patient_id`` column as given (every row), if it had one.
+    derived : pandas.DataFrame or None
+        Indexed like ``valid``, one bool column per BMD and T/Z field: True where
+        the value was not given but derived (a T-score from the BMD, or the BMD
+        from a score). Explanations fold a derived value into the one it came
+        from (:func:`plo_risk.explain.fold_contributions`).
+    outcomes : pandas.DataFrame or None
+        Indexed like ``valid``: the input's event-history columns
+        (:data:`OUTCOME_COLUMNS`, ``true_risk_<h>m``) as given, when it had any.
+        They are outcomes, so never in ``valid`` beside the inputs.
     """
 
     valid: pd.DataFrame
@@ -598,6 +689,8 @@ class ValidatedFrame:
     ids: pd.Series | None = field(repr=False, default=None)
     _valid_mask: np.ndarray | None = field(repr=False, default=None)
     _reject_positions: np.ndarray | None = field(repr=False, default=None)
+    derived: pd.DataFrame | None = field(repr=False, default=None)
+    outcomes: pd.DataFrame | None = field(repr=False, default=None)
 
     @property
     def valid_mask(self) -> np.ndarray:
@@ -743,7 +836,8 @@ def validate_frame(
     units = check_units(units, catalog)
     frame_problems = []
     for col in df.columns:
-        if col not in catalog and col not in _PASSTHROUGH and unknown == "error":
+        known = col in catalog or col in _PASSTHROUGH or is_outcome_column(col)
+        if not known and unknown == "error":
             frame_problems.append(_unknown_field_problem(col, catalog, "column"))
     if df.columns.duplicated().any():
         for col in df.columns[df.columns.duplicated()].unique():
@@ -789,9 +883,14 @@ def validate_frame(
     # A row already bad is rejected for that; derived values are checked on the rest
     # (as validate_record, which stops before deriving when a field is bad).
     type_or_range_bad = _any_mask(bad_cells, n)
-    for name, mask, source, reason in _derive_scores(
-        {f.name: cols[f.name] for f in _bmd_fields(catalog)}, catalog
-    ):
+    # Cross-field rules on the values as given (before T/Z are derived from BMD).
+    for name, mask, reason in rule_failures(cols, catalog):
+        bad_cells.append((name, mask & ~type_or_range_bad, df[name], reason))
+    # As validate_record, which stops at a broken rule before deriving.
+    type_or_range_bad = _any_mask(bad_cells, n)
+    derivable = {f.name: cols[f.name] for f in _bmd_fields(catalog)}
+    given_before = {k: ~np.isnan(v) for k, v in derivable.items()}
+    for name, mask, source, reason in _derive_scores(derivable, catalog):
         original = df[name] if name in df.columns else pd.Series(source, index=df.index)
         bad_cells.append((name, mask & ~type_or_range_bad, original, reason))
     bad_rows = _any_mask(bad_cells, n)
@@ -818,7 +917,23 @@ def validate_frame(
             ],
             axis=1,
         )
+    outcome_cols = [c for c in df.columns if is_outcome_column(c)]
+    outcomes = (
+        pd.DataFrame(
+            {
+                c: (df[c][keep] if bad_rows.any() else df[c]).to_numpy()
+                for c in outcome_cols
+            },
+            index=valid.index,
+        )
+        if outcome_cols
+        else None
+    )
     rejects, positions = _rejects_frame(bad_cells, df.index, units, catalog)
+    derived = pd.DataFrame(
+        {k: (~np.isnan(v) & ~given_before[k])[keep] for k, v in derivable.items()},
+        index=valid.index,
+    )
     return ValidatedFrame(
         valid,
         rejects,
@@ -828,6 +943,8 @@ def validate_frame(
         ids=df[ID_COLUMN] if ID_COLUMN in df.columns else None,
         _valid_mask=keep,
         _reject_positions=positions,
+        derived=derived,
+        outcomes=outcomes,
     )
 
 

@@ -77,24 +77,23 @@ __all__ = [
 
 # --------------------------------------------------------------------------------
 # Constants of the engineered features, each with its source.
-# "seed" is shared/seed/000_5c3dd69e6ea5fc83.txt; "params sheet" is
-# shared/reference/clinical_params.md.
+# Sources are cited by key; the keys are in docs/references/*.bib.
 
 #: Recommended calcium intake in pregnancy and lactation, mg/day
-#: (seed Prevention / Table 2: "regular intake of calcium (1500 mg per day)").
+#: [@mishra2024, Prevention and Table 2]: "regular intake of calcium (1500 mg per day)".
 CALCIUM_RECOMMENDED_MG_DAY = 1500.0
 
-#: 25(OH)D band edges in ng/mL (params sheet F): < 12 severe deficiency,
-#: 12 to < 20 deficiency (Zhao 2012), >= 20 sufficient (IOM),
-#: >= 30 sufficient (Endocrine Society). Bands are numbered 0 to 3.
+#: 25(OH)D band edges in ng/mL: < 12 severe deficiency and 12 to < 20 deficiency
+#: [@zhao2012], >= 20 sufficient [@iom2011], >= 30 sufficient [@holick2011]. Bands
+#: are numbered 0 to 3.
 VITAMIN_D_BAND_EDGES_NG_ML = (12.0, 20.0, 30.0)
 
 #: Upper reference limit of serum CTX in young women, ng/mL
-#: (params sheet F: Glover 2012, 0.111-0.791 ng/mL).
+#: [@eastell2012, 0.111-0.791 ng/mL].
 CTX_UPPER_REFERENCE_NG_ML = 0.791
 
 #: Upper reference limit of serum P1NP in young women, ng/mL
-#: (params sheet F: Glover 2012, 17.3-83.4 ng/mL).
+#: [@eastell2012, 17.3-83.4 ng/mL].
 P1NP_UPPER_REFERENCE_NG_ML = 83.4
 
 #: The engineered features :func:`build_pipeline` appends, in output order, with
@@ -107,21 +106,18 @@ ENGINEERED_FEATURES: dict[str, str] = {
     ),
     "lactation_x_parity": "lactation_months * parity",
     "calcium_adequacy": (
-        "calcium_intake_mg_day / 1500 (seed Prevention / Table 2: 1500 mg/day)"
+        "calcium_intake_mg_day / 1500 ([@mishra2024, Prevention and Table 2]: "
+        "1500 mg/day)"
     ),
     "vitamin_d_band": (
         "vitamin_d_25oh band: 0 below 12, 1 for 12 to <20, 2 for 20 to <30, "
-        "3 from 30 ng/mL (params sheet F: severe deficiency, deficiency, IOM and "
-        "Endocrine Society sufficiency)"
+        "3 from 30 ng/mL (severe deficiency and deficiency [@zhao2012], sufficiency "
+        "[@iom2011] and [@holick2011])"
     ),
     "lowest_z": "lowest Z-score over the DXA sites measured (NaN if none)",
     "lowest_t": "lowest T-score over the DXA sites measured (NaN if none)",
-    "ctx_ratio": (
-        "ctx / 0.791, the upper reference limit (params sheet F: Glover 2012)"
-    ),
-    "p1np_ratio": (
-        "p1np / 83.4, the upper reference limit (params sheet F: Glover 2012)"
-    ),
+    "ctx_ratio": ("ctx / 0.791, the upper reference limit ([@eastell2012])"),
+    "p1np_ratio": ("p1np / 83.4, the upper reference limit ([@eastell2012])"),
     "turnover_uncoupling": (
         "log(ctx_ratio) - log(p1np_ratio): resorption relative to formation, "
         "0 when both sit at the same fraction of their reference limit"
@@ -1536,7 +1532,7 @@ def monotone_constraints(
     >>> cons = monotone_constraints(pipe, cat)
     >>> [cons[c] for c in ("lowest_z", "calcium_adequacy", "ctx_ratio", "parity",
     ...                    "cumulative_lactation_months", "ancestry=european")]
-    [-1, -1, 1, 1, 1, 0]
+    [-1, -1, 1, 0, 1, 0]
     """
     cat = _as_catalog(catalog)
     result = {}

@@ -22,8 +22,8 @@ from plo_risk.model._checks import check_binary_fit
 __all__ = ["ISCD_Z_THRESHOLD", "ClinicalRuleClassifier"]
 
 #: ISCD: in premenopausal women a Z-score of -2.0 or lower is "below the expected
-#: range for age"; the PLO cohorts of seed Table 3 (row 4, ref 49) use it as the
-#: case definition.
+#: range for age" [@leslie2006iscd]; the PLO cohorts of [@mishra2024, Table 3
+#: row 4, ref 49; @li2018] use it as the case definition.
 ISCD_Z_THRESHOLD = -2.0
 
 
@@ -43,7 +43,7 @@ class ClinicalRuleClassifier(ClassifierMixin, BaseEstimator):
         Column holding the lowest Z-score (name in a DataFrame, position in an
         array); ``None`` is the first column.
     threshold : float, default=-2.0
-        Positive at or below this Z-score (seed Table 3 row 4: Z <= -2.0).
+        Positive at or below this Z-score ([@mishra2024, Table 3 row 4]: Z <= -2.0).
 
     Attributes
     ----------

@@ -34,7 +34,9 @@ from typing import Any
 
 import pandas as pd
 
+from plo_risk.data.references import cite_keys, format_citation, load_references
 from plo_risk.data.schema import ValidationError
+from plo_risk.data.synthetic import expected_prevalence, shipped_reference_check
 from plo_risk.evaluate.external import (
     TRANSPORT_METRICS,
     ExternalValidation,
@@ -48,7 +50,7 @@ from plo_risk.evaluate.plots import (
     importance_figure,
     roc_figure,
 )
-from plo_risk.explain import plot_beeswarm, plot_waterfall
+from plo_risk.explain import plot_beeswarm
 from plo_risk.model.features import ENGINEERED_FEATURES
 from plo_risk.report.html import (
     CSS,
@@ -206,7 +208,7 @@ def _example_html(rm: RiskModel, record: dict, title: str, source: str, key: str
         f"{e(rm.catalog[k].label)} = {e(str(v))}" for k, v in record.items()
     )
     factors = "".join(f"<li>{e(f.describe())}</li>" for f in a.top_factors(5))
-    fig = plot_waterfall(rm.model, rm._frame(a.record), max_display=10)
+    fig = a.plot_waterfall(max_display=10)
     b64 = png(fig, close=True)
     body = (
         f"<h3>{e(title)}</h3><p>{e(source)}</p><p>Inputs: {given}. "
@@ -241,7 +243,7 @@ def _explanations(ev: ModelEvaluation) -> str:
         rm,
         dict(SEED_CASE),
         "Example patient 1: a published PLO case",
-        "From seed Table 3 row 9 (ref 12): 35 years, third pregnancy, 2 months "
+        "From [@mishra2024, Table 3 row 9; @cerit2020]: 35 years, third pregnancy, 2 months "
         "postpartum, lumbar spine BMD 0.687 g/cm², total femur BMD 0.815 g/cm²; "
         "2 months of breastfeeding are assumed.",
         "seed-case",
@@ -342,7 +344,7 @@ def _predictors(rm: RiskModel) -> str:
         f"<p>The {len(rm.catalog)} input fields of the feature catalog "
         "(<code>features/catalog.yaml</code>, sha256 "
         f"<code>{rm.catalog.sha256[:12]}…</code>), chosen from the literature "
-        "(the seed review and the sources cited per field) before any model was "
+        "([@mishra2024] and the sources cited per field) before any model was "
         "fitted; there is no data-driven selection. All are offered to every model. "
         "Each is defined at the assessment (third trimester to 18 months "
         "postpartum), in the canonical unit shown; alternate units are converted "
@@ -385,7 +387,7 @@ def _missing_data(ev: ModelEvaluation) -> str:
         )
     return (
         "<p>Missing inputs are expected: DXA and bone-turnover markers are not "
-        "routine in young women (DESIGN; generator: DXA after delivery in 8% of the "
+        "routine in young women (generator: DXA after delivery in 8% of the "
         "population and 80% of referrals, data/synthetic/DATASHEET.md step 6). "
         f"Only {required} are required; every other field may be left out. "
         f"{how} Rows are never dropped silently: validation "
@@ -508,8 +510,8 @@ def _performance(ev: ModelEvaluation) -> str:
         f"<p>On {len(data.y):,} rows with {int(data.y.sum()):,} events. Intervals: "
         f"percentile bootstrap, {n_boot} replicates of the rows "
         "(<code>plo_risk.evaluation.evaluate</code>); the observed/expected ratio "
-        "uses a delta-method interval on the log scale (Debray et al., BMJ "
-        "2017;356:i6460). Discrimination (AUROC, AUPRC), overall accuracy (Brier), "
+        "uses a delta-method interval on the log scale ([@debray2017]). "
+        "Discrimination (AUROC, AUPRC), overall accuracy (Brier), "
         "calibration (slope, intercept, O/E, ICI) and clinical utility at the "
         "model's thresholds (sensitivity, specificity, PPV, NPV, net benefit) are "
         "reported, as TRIPOD+AI 12e asks.</p>"
@@ -543,11 +545,12 @@ def _subgroups(ev: ModelEvaluation) -> str:
             ]
         )
     return (
-        "<p>Known inequalities: the seed review notes that PLO may be more common "
+        "<p>Known inequalities: the review [@mishra2024] notes that PLO may be more common "
         "but under-diagnosed and under-treated in developing countries, with "
-        "multiparity, prolonged lactation and malnutrition (seed Introduction, "
-        "refs 11, 14-16), and that management should be personalised by parity, "
-        "lactation, societal status, age, ethnicity and race (seed Abstract). "
+        "multiparity, prolonged lactation and malnutrition ([@mishra2024, "
+        "Introduction, refs 11, 14-16]), and that management should be personalised "
+        "by parity, lactation, societal status, age, ethnicity and race "
+        "([@mishra2024, Abstract]). "
         "Performance is therefore reported by age band, ancestry and parity, "
         f"each with {ci_level:.0%} bootstrap intervals ({n_boot} replicates within the "
         "subgroup; the O/E interval is the delta-method one of the Performance "
@@ -603,13 +606,15 @@ def _recalibration(ext: ExternalValidation, rm: RiskModel) -> str:
         "<p>A model fitted in one setting over- or under-predicts in another when "
         "the outcome is more or less common there: the referral cohorts are "
         "enriched for cases (prevalence 5% by default) while PLO fractures occur "
-        "in about 460 per million deliveries in the population (params sheet B, "
-        "Kasahara 2024; data/synthetic/DATASHEET.md). With Platt calibration such a "
+        "in about 460 per million deliveries in the population ([@kasahara2024]), "
+        "and after an assessment at a random time in the episode in fewer "
+        f"({expected_prevalence('population'):.1e}; data/synthetic/DATASHEET.md). "
+        "With Platt calibration such a "
         "shift is an intercept change, which keeps the ranking (AUROC) and the "
         "explanations: <code>plo_risk.models.recalibrate(model, "
         "prevalence=...)</code> for a known prevalence, or <code>recalibrate(model, "
         "X=..., y=...)</code> to match observed outcomes (calibration-in-the-large), "
-        "also from the shell: <code>plo-risk validate --model ... --data ... "
+        "also from the shell: <code>plo-risk validate --model ... --input ... "
         "--recalibrate --out DIR</code>.</p>"
         f"<p>Training prevalence {prev_train:.3%}; observed here {prev_new:.3%}. "
         "Calibration intercept of the model as trained: "
@@ -676,17 +681,18 @@ the structural generator (<code>plo_risk.synthetic</code>); there is no public
 patient-level PLO data. The numbers here show what the pipeline recovers from the
 generator's assumptions and support no clinical conclusion.</li>
 <li><strong>Extrapolated effect sizes.</strong> The fracture effect sizes come from
-older, mostly postmenopausal cohorts (Marshall 1996, Kanis 2004, Vestergaard 2003);
+older, mostly postmenopausal cohorts ([@marshall1996; @kanis2004family;
+@kanis2004glucocorticoids; @vestergaard2003]);
 applying them to women of 20-40 is an extrapolation (data/synthetic/DATASHEET.md,
-Known limits; params sheet H.6).</li>
+Known limits).</li>
 <li><strong>Tuned or assumed parameters.</strong> The threshold slope below Z -2, the
 lactational-deficit weight, the vitamin D × lactation relative risk and the referral
-shifts were set so that referral cases resemble seed Table 3; most risk-factor
-prevalences are assumptions (params sheet D); marker multipliers other than CTX ×2
-are assumptions, only their direction is from seed Table 1.</li>
+shifts were set so that referral cases resemble [@mishra2024, Table 3]; most
+risk-factor prevalences are assumptions (no source); marker multipliers other than
+CTX ×2 are assumptions, only their direction is from [@mishra2024, Table 1].</li>
 <li><strong>No treatment, no follow-up.</strong> The generator models no weaning
 advice, calcium or vitamin D prescription, teriparatide, denosumab or
-bisphosphonates (seed Table 3) and no treatment effect (TRIPOD+AI 6c), one
+bisphosphonates [@mishra2024, Table 3] and no treatment effect (TRIPOD+AI 6c), one
 assessment per episode, no timing of the fracture within the window, no device
 differences and Z = T from one young-adult reference.</li>
 <li><strong>Risk thresholds are assumptions.</strong> No published PLO risk
@@ -714,11 +720,10 @@ def _intended_use(rm: RiskModel) -> str:
         "osteoporosis (PLO) is a transient and rare osteoporosis of the third "
         "trimester and the postpartum period, presenting with back and hip pain and "
         "sometimes vertebral compression fractures; it is probably under-diagnosed "
-        "(seed Abstract and Introduction, refs 10-12). Established fracture tools "
-        "were built for older adults: FRAX for ages 40-90 (Kanis JA et al., "
-        "Osteoporos Int 2008;19:385), QFracture on ages 30-85 (Hippisley-Cox J, "
-        "Coupland C, BMJ 2009;339:b4229) and Garvan on ages 60 and over (Nguyen "
-        "ND et al., Osteoporos Int 2008;19:1431); none uses parity or lactation, "
+        "([@mishra2024, Abstract and Introduction, refs 10-12; @cerit2020]). "
+        "Established fracture tools were built for older adults: FRAX for ages "
+        "40-90 ([@kanis2008frax]), QFracture on ages 30-85 ([@hippisleycox2009]) "
+        "and Garvan on ages 60 and over ([@nguyen2008garvan]); none uses parity or lactation, "
         "and no PLO-specific prediction model is known to us. The model is "
         "<em>prognostic</em>: at an assessment between the third trimester and 18 "
         "months postpartum it estimates the probability of a fragility fracture "
@@ -745,8 +750,8 @@ def _intended_use(rm: RiskModel) -> str:
         "external validation on real data. Research software, not a medical "
         "device.</p>"
         "<p><strong>Known inequalities (TRIPOD+AI 3c).</strong> PLO may be more "
-        "common and less often diagnosed in developing countries (seed "
-        "Introduction, refs 11, 14-16); see "
+        "common and less often diagnosed in developing countries ([@mishra2024, "
+        "Introduction, refs 11, 14-16]); see "
         '<a href="#subgroups">Subgroups</a>.</p>'
     )
 
@@ -819,8 +824,9 @@ def _data_section(ev: ModelEvaluation, datasheet: str | None) -> str:
         f"{datetime.now(UTC).strftime('%Y-%m-%d')}.</p>"
         "<p><strong>Setting and eligibility.</strong> One row is one pregnancy "
         "episode of one woman, assessed once between the third trimester and 18 "
-        "months postpartum. <em>Population</em>: all deliveries (prevalence 4.6e-4, "
-        "params sheet B, Kasahara 2024). <em>Referral</em>: women referred for "
+        "months postpartum. <em>Population</em>: all deliveries (PLO in 4.6e-4 of "
+        "episodes, [@kasahara2024]; the outcome after the assessment in "
+        f"{expected_prevalence('population'):.1e}). <em>Referral</em>: women referred for "
         "bone assessment, with lower bone mass, more risk factors and an enriched "
         "prevalence (0.05 by default; DATASHEET, The referral setting). No centres "
         "or countries. Eligibility is the catalog: a row is analysed when its "
@@ -830,27 +836,52 @@ def _data_section(ev: ModelEvaluation, datasheet: str | None) -> str:
         "its MLflow run); evaluation data as given to this card. The evaluation "
         "data differ from the development data only as shown here and in "
         '<a href="#characteristics">Characteristics</a> (same predictors and '
-        "outcome definition; the setting may differ).</p>" + flow + sheet
+        "outcome definition; the setting may differ).</p>"
+        + flow
+        + sheet
+        + _reference_check_html()
     )
 
 
-def _outcome() -> str:
+def _reference_check_html() -> str:
+    """The generator's literature check (the committed scorecard)."""
+    card, current = shipped_reference_check()
+    how = (
+        f"{card.meta.get('n', card.n_episodes):,} population episodes, seed "
+        f"{card.meta.get('seed', '?')}"
+    )
+    stale = (
+        ""
+        if current
+        else " <strong>Stale:</strong> the generator's parameters or the "
+        "literature table changed since; run <code>plo-risk reference-check "
+        "--write</code>."
+    )
     return (
-        "<p><code>fracture</code> = 1: a fragility fracture (vertebral or other "
-        "low-trauma) from the third trimester to 18 months postpartum, the window "
-        "the PLO cohorts use (seed Table 3 row 4, ref 49: osteoporosis during "
-        "terminal pregnancy or within 18 months post-delivery; onset third "
-        "trimester to early postpartum, seed Introduction, ref 12). The horizon is "
-        "the end of that window, whatever the assessment time. In synthetic "
-        "cohorts the outcome is drawn from the generator's risk: about 80% of the "
-        "risk is vertebral, driven by the projected spine nadir (RR 2.3 per SD, "
-        "Marshall 1996, params sheet E), and about 20% hip or other (params "
-        "sheet B: p(vertebral | PLO) about 0.8), driven by the femoral neck (RR "
-        "2.6 per SD of hip BMD, Marshall 1996, params sheet E); the same way in "
-        "every group, so outcome "
-        "assessment does not differ by sociodemographic group. Rationale: "
-        "fractures are the clinically important consequence of PLO (seed "
-        "Abstract).</p>"
+        '<h3 id="reference-check">The generator against published PLO '
+        "statistics</h3><p>Each published statistic "
+        "(<code>plo_risk/data/plo_literature.yaml</code>, with its source) is "
+        "recomputed with its own case definition on a large synthetic cohort "
+        f"({e(how)}; <code>plo-risk reference-check</code>). The tolerance is the "
+        "published 95% interval widened by 1.5; z is the standardized deviation. "
+        "The generator never reads the table; some of its parameters were tuned "
+        f"while watching it (data/synthetic/DATASHEET.md).{stale}</p>" + card.to_html()
+    )
+
+
+def _outcome(rm: RiskModel) -> str:
+    return (
+        f"<p><code>fracture</code> = 1: {e(rm.horizon)}. The PLO cohorts define "
+        "the condition as osteoporosis during terminal pregnancy or within 18 "
+        "months of delivery ([@mishra2024, Table 3 row 4, ref 49; @li2018]), with "
+        "onset in the third trimester to early postpartum ([@mishra2024, "
+        "Introduction, ref 12; @cerit2020]). In synthetic cohorts the outcome is "
+        "drawn from the generator's event history (data/synthetic/DATASHEET.md): "
+        "most fractures are vertebral, driven by the spine BMD (RR 2.3 per SD, "
+        "[@marshall1996]), the others by the hip BMD (RR 2.6 per SD, "
+        "[@marshall1996]); the same way in every group, so outcome assessment does "
+        "not differ by sociodemographic group. Rationale: fractures are the "
+        "clinically important consequence of PLO ([@mishra2024, Abstract]).</p>"
     )
 
 
@@ -907,6 +938,19 @@ def _summary(ev: ModelEvaluation) -> str:
     )
 
 
+def _references_section(keys: list[str]) -> str:
+    refs = load_references()
+    items = sorted((refs[k] for k in keys), key=lambda r: r.short().lower())
+    lis = "".join(
+        f"<li><strong>{e(r.short())}</strong>. {e(r.full())}</li>" for r in items
+    )
+    return (
+        '<section id="references"><h2>References</h2><p>Every source this card '
+        "cites (docs/references/*.bib in the repository).</p>"
+        f"<ol>{lis}</ol></section>"
+    )
+
+
 def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
     """The model card of one evaluation, as one self-contained HTML document.
 
@@ -929,7 +973,7 @@ def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
         "intended-use": _intended_use(rm),
         "data": _data_section(ev, _datasheet_text()),
         "characteristics": _characteristics(ev),
-        "outcome": _outcome(),
+        "outcome": _outcome(rm),
         "predictors": _predictors(rm),
         "missing-data": _missing_data(ev),
         "model": _model_section(rm),
@@ -952,7 +996,7 @@ def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
         ),
         "decision-curve": "<p>Net benefit of using the model to decide, against "
         "treating (or investigating) every woman or none, over a range of risk "
-        "thresholds (Vickers & Elkin, Med Decis Making 2006;26:565). Dotted lines "
+        "thresholds ([@vickers2006]). Dotted lines "
         "mark the model's stored thresholds.</p>"
         + img(
             dca,
@@ -969,6 +1013,10 @@ def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
     }
     nav = "".join(f'<li><a href="#{a}">{e(t)}</a></li>' for a, t in SECTIONS)
     sections = "".join(section(a, body[a]) for a, _ in SECTIONS)
+    # Every source is cited by key in the texts above; shown in short form, with
+    # the full references at the end.
+    cited = sorted(set(cite_keys(sections)) | {"collins2024tripodai"})
+    sections = format_citation(sections) + _references_section(cited)
     doc = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -976,7 +1024,7 @@ def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
         f'<header id="title"><h1>{e(heading)}</h1><p class="meta">plo_risk model '
         f"card · model version {e(rm.version)} · generated "
         f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} · TRIPOD+AI "
-        "(Collins et al., BMJ 2024;385:e078378)</p></header>"
+        f"({e(format_citation('[@collins2024tripodai]'))})</p></header>"
         f"<nav><ol>{nav}</ol></nav>{sections}</body></html>\n"
     )
     return doc

@@ -70,7 +70,7 @@ METRIC_LABELS = {
         "2006;26:565)",
     ),
 }
-# Published case used as example patient 1: seed Table 3 row 9 (ref 12): 35 years,
+# Published case used as example patient 1, [@mishra2024, Table 3 row 9; @cerit2020]: 35 years,
 # third pregnancy, 2 months postpartum, lumbar spine 0.687 g/cm2, total femur
 # 0.815 g/cm2; breastfeeding for the 2 months is assumed.
 

@@ -21,18 +21,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plo_risk.data.catalog import Catalog
+from plo_risk.data.references import format_citation
 from plo_risk.data.schema import Problem, ValidationError
+from plo_risk.explain import NOT_KNOWN
 
 if TYPE_CHECKING:
     from plo_risk.serve.risk_model import RiskModel
 
 __all__ = [
     "INTERVAL_LEVEL",
+    "NOT_KNOWN",
     "Consideration",
     "Factor",
     "MissingInput",
     "RiskAssessment",
     "considerations_for",
+    "not_known_factor",
 ]
 
 INTERVAL_LEVEL = 0.90
@@ -43,7 +47,13 @@ INTERVAL_LEVEL = 0.90
 
 @dataclass(frozen=True)
 class Factor:
-    """One input field's contribution to this patient's risk."""
+    """One value the clinician gave and its contribution to this patient's risk,
+    or (``field == NOT_KNOWN``) every input not given, together.
+
+    A value derived from the one given (a T- or Z-score from the BMD) is not a
+    factor of its own: its contribution is in the given value's, and ``fields``
+    names both (:func:`plo_risk.explain.fold_contributions`).
+    """
 
     field: str
     label: str
@@ -51,6 +61,12 @@ class Factor:
     unit: str
     contribution: float  # calibrated log-odds; > 0 raises the risk
     given: bool
+    fields: tuple[str, ...] = ()
+
+    @property
+    def not_known(self) -> bool:
+        """True for the one factor that holds every input not given."""
+        return self.field == NOT_KNOWN
 
     @property
     def direction(self) -> str:
@@ -65,9 +81,30 @@ class Factor:
         return math.exp(self.contribution)
 
     def describe(self) -> str:
-        """``Label = value unit: raises risk (odds x1.8)``."""
-        shown = "not given" if not self.given else _fmt_value(self.value, self.unit)
+        """``Label = value unit: raises risk (odds x1.8)``; for the inputs not
+        known, how much the estimate leans on not knowing them (not a finding)."""
+        if self.not_known:
+            return (
+                f"{self.label}: not known, so the estimate assumes what is usual "
+                f"(together odds ×{self.odds_ratio:.2f})"
+            )
+        shown = _fmt_value(self.value, self.unit)
         return f"{self.label} = {shown}: {self.direction} (odds ×{self.odds_ratio:.2f})"
+
+
+def not_known_factor(fields: tuple[str, ...], contribution: float) -> Factor:
+    """The factor of the inputs not given (``fields``), with their summed
+    contribution."""
+    n = len(fields)
+    return Factor(
+        NOT_KNOWN,
+        f"{n} input{'s' if n != 1 else ''}",
+        None,
+        "",
+        contribution,
+        False,
+        fields=tuple(fields),
+    )
 
 
 @dataclass(frozen=True)
@@ -94,11 +131,20 @@ class MissingInput:
 
 @dataclass(frozen=True)
 class Consideration:
-    """A treatment consideration from the seed review, with its source."""
+    """A treatment consideration from the literature, with its source.
+
+    ``source`` cites by key (``[@mishra2024, Prevention]``; the keys are in
+    ``docs/references/*.bib``); :attr:`citation` is its readable form.
+    """
 
     topic: str
     text: str
     source: str
+
+    @property
+    def citation(self) -> str:
+        """The source in short form: ``Mishra et al. 2024, Prevention``."""
+        return format_citation(self.source)
 
 
 def _fmt_value(value: Any, unit: str) -> str:
@@ -107,21 +153,30 @@ def _fmt_value(value: Any, unit: str) -> str:
     if isinstance(value, float):
         text = f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     else:
-        text = str(value)
+        text = str(value).replace("_", " ")
     return f"{text} {unit}".strip() if unit and unit not in ("1",) else text
 
 
 # ------------------------------------------------------------- considerations
-# Every number below comes from the seed review (shared/seed/000_5c3dd69e6ea5fc83.txt);
-# the source string says where. Worded as information, not as a prescription.
+# Every number below has its source beside it, cited by key (docs/references/*.bib;
+# mishra2024 is Mishra N, Masroor H, Gupta M, Turk J Osteoporos 2024;30(1):1-15).
+# Worded as information, not as a prescription.
 
-_SEED_CALCIUM_MG = 1500  # seed Prevention and Table 2
-_VITAMIN_D_DEFICIENT_NG_ML = 20  # params sheet F (IOM cut-off); seed Table 3 row 4
-_SEED_VITAMIN_D_IU = "1000-2000"  # seed Prevention (ref 68)
+_CALCIUM_MG = 1500  # [@mishra2024, Prevention and Table 2]
+# [@iom2011]; [@zhao2012]; [@mishra2024, Table 3 row 4, ref 49; @li2018]
+_VITAMIN_D_DEFICIENT_NG_ML = 20
+_VITAMIN_D_IU = "1000-2000"  # [@mishra2024, Prevention, ref 68]
+# WHO osteoporosis: T-score below -2.5 [@mishra2024, Introduction]
+_SEVERE_T_SCORE = -2.5
+_T_SITES = {
+    "t_lumbar_spine": "lumbar spine",
+    "t_femoral_neck": "femoral neck",
+    "t_total_hip": "total hip",
+}
 
 
 def considerations_for(record: Mapping[str, Any], category: str) -> list[Consideration]:
-    """The seed review's treatment considerations that apply to this patient.
+    """The review's treatment considerations that apply to this patient.
 
     Parameters
     ----------
@@ -137,6 +192,16 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
     out: list[Consideration] = []
     raised = category != "low"
     high = category == "high"
+    if already_fractured(record):
+        out.append(
+            Consideration(
+                "established_plo",
+                ALREADY_FRACTURED + " Further vertebral fractures are common in "
+                "PLO series (5.4 fractures per woman on average in one; a "
+                "subsequent fracture in 7.8% during teriparatide in another).",
+                "[@mishra2024, Table 3]",
+            )
+        )
     if record.get("breastfeeding_now") and raised:
         out.append(
             Consideration(
@@ -145,19 +210,19 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
                 "weaning as the first recommendation when symptoms of osteoporosis appear; "
                 "BMD usually recovers spontaneously within a year after weaning when no "
                 "other cause is present.",
-                "seed Prevention; seed Therapeutic Interventions (refs 69-71)",
+                "[@mishra2024, Prevention and Therapeutic Interventions, refs 69-71]",
             )
         )
     calcium = record.get("calcium_intake_mg_day")
-    if calcium is None or calcium < _SEED_CALCIUM_MG:
+    if calcium is None or calcium < _CALCIUM_MG:
         shown = "not recorded" if calcium is None else f"{calcium:.0f} mg/day"
         out.append(
             Consideration(
                 "calcium",
                 f"Calcium intake is {shown}; guidelines cited by the review recommend "
-                f"{_SEED_CALCIUM_MG} mg/day in pregnancy and lactation, from diet and/or "
+                f"{_CALCIUM_MG} mg/day in pregnancy and lactation, from diet and/or "
                 "supplements.",
-                "seed Prevention; seed Table 2",
+                "[@mishra2024, Prevention and Table 2]",
             )
         )
     vit_d = record.get("vitamin_d_25oh")
@@ -167,8 +232,9 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
             Consideration(
                 "vitamin_d",
                 f"25(OH)D is {shown}; when deficient the review notes vitamin D "
-                f"supplements of {_SEED_VITAMIN_D_IU} IU/day can be recommended.",
-                "seed Prevention (ref 68); deficiency < 20 ng/mL: params sheet F",
+                f"supplements of {_VITAMIN_D_IU} IU/day can be recommended.",
+                "[@mishra2024, Prevention, ref 68]; deficiency < 20 ng/mL: "
+                "[@iom2011; @zhao2012]",
             )
         )
     secondary = [
@@ -191,26 +257,32 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
                 + ", ".join(secondary)
                 + "); "
                 "the review advises identifying and treating secondary causes of PLO.",
-                "seed Therapeutic Interventions; seed Table 3 rows 14, 16, 19",
+                "[@mishra2024, Therapeutic Interventions and Table 3 rows 14, 16, 19; "
+                "@lampropoulou2021; @iio2022]",
             )
         )
-    if high:
+    severe = _severe_finding(record)
+    if severe:
         out.append(
             Consideration(
                 "severe_disease",
-                "In severe cases (T-score below -2.5 or vertebral compression fractures) "
-                "the review mentions a supporting vertebral corset and bed rest for pain, "
-                "avoiding heavy lifting, and physiotherapy.",
-                "seed Therapeutic Interventions (refs 72-74)",
+                f"{severe}: in severe cases (T-score below -2.5 or vertebral "
+                "compression fractures) the review mentions a supporting vertebral "
+                "corset and bed rest for pain, avoiding heavy lifting, and "
+                "physiotherapy.",
+                "[@mishra2024, Therapeutic Interventions, refs 72-74]; WHO "
+                "osteoporosis, T-score below -2.5: [@mishra2024, Introduction]",
             )
         )
+    if high:
         out.append(
             Consideration(
                 "teriparatide",
                 "Teriparatide (20 µg/day subcutaneously, usually for 12-24 months) is the "
                 "anabolic agent most used in PLO cohorts, with BMD gains at the spine and "
                 "hip; its potential side effect is a dose-dependent risk of bone tumours.",
-                "seed Teriparatide (refs 21, 26, 85, 96-98); seed Table 3",
+                "[@mishra2024, Teriparatide, refs 21, 26, 85, 96-98, and Table 3; "
+                "@hong2018]",
             )
         )
         out.append(
@@ -219,7 +291,7 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
                 "Denosumab (60 mg every 6 months) has been used during lactation, alone or "
                 "in sequence with teriparatide; it crosses the placenta and can affect "
                 "fetal bone development.",
-                "seed Denosumab (refs 21, 94, 95); seed Table 3 row 13 (ref 56)",
+                "[@mishra2024, Denosumab, refs 21, 94, 95, and Table 3 row 13, ref 56]",
             )
         )
         out.append(
@@ -229,10 +301,45 @@ def considerations_for(record: Mapping[str, Any], category: str) -> list[Conside
                 "and reach the placenta, with possible harm to a later pregnancy (early "
                 "delivery, low birth weight, neonatal hypocalcaemia, skeletal retardation): "
                 "a caution for women who may become pregnant again.",
-                "seed Bisphosphonates (refs 49, 89, 91-93)",
+                "[@mishra2024, Bisphosphonates, refs 49, 89, 91-93; @li2018]",
             )
         )
     return out
+
+
+def _severe_finding(record: Mapping[str, Any]) -> str | None:
+    """What in the record (not the model's category) makes the disease severe:
+    a T-score below -2.5 at any site, or a fragility fracture."""
+    scores = [
+        (record[f], site)
+        for f, site in _T_SITES.items()
+        if record.get(f) is not None and record[f] < _SEVERE_T_SCORE
+    ]
+    if scores:
+        value, site = min(scores)
+        return f"Her T-score at the {site} is {value:.1f}, below -2.5"
+    if record.get("fractured_this_episode"):
+        return "A fragility fracture in this pregnancy episode is recorded"
+    if record.get("prior_fragility_fracture"):
+        return "A fragility fracture is recorded"
+    return None
+
+
+# She has already fractured in this episode: the diagnosis is made, and the
+# question is a further fracture ([@mishra2024, Table 3]: 5.4 vertebral fractures
+# on average in one series, subsequent fractures in following years in a few;
+# 7.8% with a subsequent fracture during teriparatide in another).
+ALREADY_FRACTURED = (
+    "She has already had a fragility fracture in this pregnancy episode: PLO is "
+    "diagnosed, so this is not a screening question. The risk shown is of a "
+    "further fracture after this assessment; manage the fracture and the "
+    "disease first."
+)
+
+
+def already_fractured(record: Mapping[str, Any]) -> bool:
+    """Whether the record says she fractured earlier in this episode."""
+    return bool(record.get("fractured_this_episode"))
 
 
 # -------------------------------------------------------------- assessment
@@ -245,15 +352,23 @@ class RiskAssessment:
     Attributes
     ----------
     risk : float
-        Calibrated probability of a fragility fracture from the third trimester to
-        18 months postpartum.
+        Calibrated probability of the model's outcome (:attr:`horizon`) in the
+        model's setting (:attr:`setting`).
     category : str
         From the model's stored thresholds.
     base_log_odds : float
         The model's base value; ``base_log_odds + sum of contributions`` is the
         calibrated log-odds of ``risk``.
     factors : list of Factor
-        Every input field, sorted by the size of its contribution.
+        One per value the clinician gave (a derived T/Z score or BMD folded into
+        the value it came from) and one for every input not given together
+        (:attr:`Factor.not_known`), sorted by the size of their contribution.
+    horizon : str
+        What the risk is the probability of, and over which time.
+    setting : str
+        The population the model's risks are calibrated to.
+    average_risk : float
+        The mean risk of that setting (the model's outcome prevalence).
     """
 
     _model: RiskModel = field(repr=False)
@@ -262,7 +377,17 @@ class RiskAssessment:
     category: str
     base_log_odds: float
     factors: list[Factor] = field(repr=False)
+    horizon: str = ""
+    setting: str = ""
+    average_risk: float = float("nan")
     _source: tuple[dict, dict] = field(default=({}, {}), repr=False)
+
+    @property
+    def relative_risk(self) -> float:
+        """The risk divided by the setting's average risk."""
+        if not self.average_risk > 0:
+            return float("nan")
+        return self.risk / self.average_risk
 
     @cached_property
     def interval(self) -> tuple[float, float] | None:
@@ -276,17 +401,49 @@ class RiskAssessment:
 
     @cached_property
     def considerations(self) -> list[Consideration]:
-        """The seed review's treatment considerations for this patient."""
+        """The review's treatment considerations for this patient [@mishra2024]."""
         return considerations_for(self.record, self.category)
 
     @property
     def model_version(self) -> str:
         return self._model.version
 
+    @property
+    def not_known(self) -> Factor | None:
+        """The factor of every input not given (None when all were given)."""
+        return next((f for f in self.factors if f.not_known), None)
+
     def top_factors(self, k: int = 5, *, given_only: bool = True) -> list[Factor]:
-        """The ``k`` largest contributions (of given inputs by default)."""
+        """The ``k`` largest contributions of the values given (with the
+        not-known factor too when ``given_only=False``)."""
         chosen = [f for f in self.factors if f.given or not given_only]
         return chosen[:k]
+
+    def context(self) -> str:
+        """What the number is: the outcome and horizon, the setting, its average
+        risk and this risk relative to it."""
+        text = f"Probability of {self.horizon}" if self.horizon else "Risk"
+        if self.setting:
+            text += f", in {self.setting}"
+        if self.average_risk > 0:
+            text += (
+                f" (average risk {self.average_risk:.2%}); hers is "
+                f"{_times(self.relative_risk)} that average"
+            )
+        text += "."
+        if already_fractured(self.record):
+            text += " " + ALREADY_FRACTURED
+        return text
+
+    def plot_waterfall(self, *, max_display: int = 10):
+        """The waterfall of this assessment's factors: each value she gave (with
+        what was derived from it) and one bar for the inputs not known.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        return self._model._waterfall(self, max_display=max_display)
 
     def what_if(self, **changes: Any) -> RiskAssessment:
         """The assessment with modifiable inputs changed.
@@ -324,6 +481,10 @@ class RiskAssessment:
                 for k, v in self.record.items()
                 if v is not None and k not in _derived_names(catalog)
             }
+        # Stopping breastfeeding ends exclusive breastfeeding with it (the
+        # catalog's rule exclusive_while_breastfeeding).
+        if changes.get("breastfeeding_now") is False:
+            changes = {"lactation_exclusive": False, **changes}
         # Changed values are in canonical units.
         units = {k: u for k, u in units.items() if k not in changes}
         return self._model.assess({**record, **changes}, units=units)
@@ -337,6 +498,12 @@ class RiskAssessment:
             "interval": None
             if interval is None
             else {"level": INTERVAL_LEVEL, "low": interval[0], "high": interval[1]},
+            "horizon": self.horizon,
+            "setting": {
+                "name": self.setting,
+                "average_risk": _finite(self.average_risk),
+            },
+            "relative_risk": _finite(self.relative_risk),
             "base_log_odds": self.base_log_odds,
             "model_version": self.model_version,
             "factors": [
@@ -346,8 +513,9 @@ class RiskAssessment:
                     "value": _json_value(f.value),
                     "unit": f.unit,
                     "contribution": f.contribution,
-                    "direction": f.direction,
+                    "direction": "not known" if f.not_known else f.direction,
                     "given": f.given,
+                    "fields": list(f.fields),
                 }
                 for f in self.factors
             ],
@@ -362,7 +530,12 @@ class RiskAssessment:
                 for m in self.missing
             ],
             "considerations": [
-                {"topic": c.topic, "text": c.text, "source": c.source}
+                {
+                    "topic": c.topic,
+                    "text": c.text,
+                    "source": c.source,
+                    "citation": c.citation,
+                }
                 for c in self.considerations
             ],
             "record": {k: _json_value(v) for k, v in self.record.items()},
@@ -373,23 +546,31 @@ class RiskAssessment:
         if self.interval:
             lo, hi = self.interval
             lines[0] += f", {INTERVAL_LEVEL:.0%} interval {lo:.1%}-{hi:.1%}"
+        lines.append(self.context())
         lines.append("Main factors:")
         lines += [f"  {f.describe()}" for f in self.top_factors(5)]
+        if self.not_known is not None:
+            lines.append(f"  {self.not_known.describe()}")
         if self.missing:
             lines.append("Would change the estimate most if measured:")
             lines += [f"  {m.describe()}" for m in self.missing[:3]]
         if self.considerations:
             lines.append("Considerations from the literature (not a prescription):")
-            lines += [f"  - {c.text} [{c.source}]" for c in self.considerations]
+            lines += [f"  - {c.text} [{c.citation}]" for c in self.considerations]
         lines.append(f"Model version {self.model_version}.")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         e = html.escape
+        shown = self.top_factors(8)
+        if self.not_known is not None:
+            shown = [*shown, self.not_known]
         rows = "".join(
-            f"<tr><td>{e(f.label)}</td><td>{e(_fmt_value(f.value, f.unit)) if f.given else 'not given'}</td>"
-            f"<td style='text-align:right'>{f.contribution:+.3f}</td><td>{e(f.direction)}</td></tr>"
-            for f in self.top_factors(8)
+            f"<tr><td>{e(f.label)}</td>"
+            f"<td>{'not known' if f.not_known else e(_fmt_value(f.value, f.unit))}</td>"
+            f"<td style='text-align:right'>{f.contribution:+.3f}</td>"
+            f"<td>{'' if f.not_known else e(f.direction)}</td></tr>"
+            for f in shown
         )
         interval = ""
         if self.interval:
@@ -399,12 +580,12 @@ class RiskAssessment:
             )
         missing = "".join(f"<li>{e(m.describe())}</li>" for m in self.missing[:3])
         cons = "".join(
-            f"<li>{e(c.text)} <small>[{e(c.source)}]</small></li>"
+            f"<li>{e(c.text)} <small>[{e(c.citation)}]</small></li>"
             for c in self.considerations
         )
         return (
             f"<div><h4>PLO fracture risk: {self.risk:.1%} — {e(self.category)}"
-            f"{interval}</h4>"
+            f"{interval}</h4><p>{e(self.context())}</p>"
             "<table><tr><th>input</th><th>value</th><th>log-odds</th><th></th></tr>"
             f"{rows}</table>"
             + (
@@ -420,6 +601,17 @@ class RiskAssessment:
             )
             + f"<p><small>Model version {e(self.model_version)}</small></p></div>"
         )
+
+
+def _times(ratio: float) -> str:
+    """``3.8 times``, ``0.42 times``."""
+    if not ratio == ratio:
+        return "an unknown multiple of"
+    return f"{ratio:.1f} times" if ratio >= 1 else f"{ratio:.2f} times"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x == x and math.isfinite(x) else None
 
 
 def _derived_names(catalog: Catalog) -> set[str]:

@@ -29,14 +29,22 @@ from plo_risk.data.catalog import Catalog, load_catalog
 from plo_risk.data.schema import (
     ID_COLUMN,
     OUTCOME_COLUMN,
+    OUTCOME_DEFINITION,
     Problem,
     ValidatedFrame,
     ValidationError,
     validate_frame,
     validate_record,
 )
-from plo_risk.data.synthetic import load_params
-from plo_risk.explain import contributions, explain_cohort, explainer_for
+from plo_risk.data.synthetic import expected_prevalence
+from plo_risk.explain import (
+    NOT_KNOWN,
+    contributions,
+    explain_cohort,
+    explainer_for,
+    fold_contributions,
+    plot_waterfall,
+)
 from plo_risk.model.bundle import BundleInfo, load_bundle, save_bundle
 from plo_risk.model.calibration import recalibrate, split_margin
 from plo_risk.model.ensemble import ensemble_risks
@@ -46,6 +54,7 @@ from plo_risk.serve.assessment import (
     Factor,
     MissingInput,
     RiskAssessment,
+    not_known_factor,
 )
 from plo_risk.serve.tracking import ensure_tracking_uri, require_store
 
@@ -58,6 +67,11 @@ EXPLAIN_OPTIONS = ("none", "flagged", "all")
 SETTINGS = ("population", "referral")
 # Columns that travel with a cohort but are not model inputs.
 _NOT_INPUTS = (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
+# How an assessment names a setting a model was moved to by name.
+_SETTING_NAMES = {
+    "population": "all deliveries (the population setting)",
+    "referral": "women referred with suspected PLO (the referral setting)",
+}
 _SITE_LABELS = {
     "lumbar_spine": "a DXA of the lumbar spine",
     "femoral_neck": "a DXA of the femoral neck",
@@ -186,8 +200,9 @@ class RiskModel:
         prevalence : float, default=None
             The new setting's outcome prevalence, in (0, 1).
         setting : {"population", "referral"}, default=None
-            A setting by name: its prevalence from ``data/synthetic/params.yaml``
-            (population: Kasahara et al. 2024; referral: the generator's default).
+            A setting by name: the mean outcome of the generator's cohort of that
+            setting (:func:`plo_risk.synthetic.expected_prevalence`; the
+            population's is set from the incidence of [@kasahara2024]).
 
         Returns
         -------
@@ -208,21 +223,33 @@ class RiskModel:
                 )
             if prevalence is not None:
                 raise ValueError("Give prevalence= or setting=, not both.")
-            known = load_params()["prevalence"]
-            prevalence = known[
-                "population" if setting == "population" else "referral_default"
-            ]
+            # The mean outcome of the setting: the oracle's, so a moved model's
+            # average risk is that setting's share of women with the outcome.
+            prevalence = expected_prevalence(setting)
         if prevalence is None:
             return self
         moved = recalibrate(self.model, prevalence=prevalence)
-        return self.with_model(moved, f"{self.version}+prevalence={prevalence:g}")
+        name = _SETTING_NAMES.get(setting or "") or (
+            f"a setting with outcome prevalence {prevalence:.3%}"
+        )
+        return self.with_model(
+            moved,
+            f"{self.version}+prevalence={prevalence:g}",
+            setting={"name": name, "prevalence": float(prevalence)},
+        )
 
-    def with_model(self, model, version: str) -> RiskModel:
+    def with_model(
+        self, model, version: str, *, setting: Mapping[str, Any] | None = None
+    ) -> RiskModel:
         """This model with its fitted estimator replaced (a recalibrated copy) and
-        a new version, keeping everything else the bundle says."""
+        a new version, keeping everything else the bundle says (``setting``: the
+        name and prevalence of the setting it now describes)."""
         info = self.info
         if info is not None:
-            info = dataclasses.replace(info, model_version=version)
+            extra = dict(info.extra)
+            if setting is not None:
+                extra["setting"] = dict(setting)
+            info = dataclasses.replace(info, model_version=version, extra=extra)
         else:
             info = BundleInfo(
                 model_name=self.name,
@@ -233,8 +260,31 @@ class RiskModel:
                 training_data={},
                 metrics={},
                 thresholds=dict(model.thresholds or {}),
+                extra={} if setting is None else {"setting": dict(setting)},
             )
         return type(self)(model, info, catalog=self.catalog, source=self.source)
+
+    @property
+    def horizon(self) -> str:
+        """What the model's risk is the probability of, over which time."""
+        extra = self.info.extra if self.info else {}
+        return str(extra.get("outcome") or OUTCOME_DEFINITION)
+
+    @property
+    def setting(self) -> str:
+        """The population the model's risks are calibrated to: the setting it was
+        moved to (:meth:`for_setting`), else its training data."""
+        extra = self.info.extra if self.info else {}
+        moved = extra.get("setting") or {}
+        if moved.get("name"):
+            return str(moved["name"])
+        data = extra.get("training_description")
+        return f"its training data ({data})" if data else "its training data"
+
+    @property
+    def average_risk(self) -> float:
+        """The mean risk of the model's setting: its outcome prevalence."""
+        return float(getattr(self.model, "prevalence_", float("nan")))
 
     @property
     def version(self) -> str:
@@ -399,7 +449,14 @@ class RiskModel:
         columns["category"] = _spread(category, keep, None)
         if explain != "none":
             mask = np.ones(len(X), bool) if explain == "all" else category != "low"
-            top = explain_cohort(clf, X.loc[mask], top_k=top_k) if mask.any() else None
+            derived = None if res.derived is None else res.derived.loc[mask]
+            top = (
+                explain_cohort(
+                    clf, X.loc[mask], top_k=top_k, derived=derived, catalog=self.catalog
+                )
+                if mask.any()
+                else None
+            )
             rows = np.flatnonzero(keep)[mask]
             for k in range(1, top_k + 1):
                 for name, empty in (
@@ -475,7 +532,8 @@ class RiskModel:
             Naming every bad field, before any model work.
         """
         canonical = validate_record(record, units=units, catalog=self.catalog)
-        assessment = self._assess_canonical(canonical)
+        typed = {k for k, v in record.items() if k in self.catalog and not _is_null(v)}
+        assessment = self._assess_canonical(canonical, typed)
         assessment._source = (dict(record), dict(units or {}))
         return assessment
 
@@ -517,27 +575,77 @@ class RiskModel:
             fields = list(expl.values.columns)
         return values[0], float(base[0]), fields
 
-    def _assess_canonical(self, canonical: dict[str, Any]) -> RiskAssessment:
+    def _assess_canonical(
+        self, canonical: dict[str, Any], typed: set[str] | None = None
+    ) -> RiskAssessment:
+        """The assessment of a validated record; ``typed`` names the fields the
+        clinician gave (None: every value present), the others with a value were
+        derived and fold into the one they came from."""
         row, base, fields = self._explain_row(canonical)
         logit = float(base + row.sum())
         risk = float(expit(logit))
         category = str(self.model.categorize([risk])[0])
-        position = {name: j for j, name in enumerate(fields)}
+        present = {f for f in fields if canonical.get(f) is not None}
+        derived_fields = set() if typed is None else present - set(typed)
+        frame = pd.DataFrame(
+            [[np.nan if canonical.get(f) is None else 0.0 for f in fields]],
+            columns=fields,
+        )
+        derived = pd.DataFrame([[f in derived_fields for f in fields]], columns=fields)
+        folded = fold_contributions(
+            pd.DataFrame([row], columns=fields),
+            frame,
+            catalog=self.catalog,
+            derived=derived,
+        ).iloc[0]
         factors = []
         for f in self.catalog:
-            value = canonical.get(f.name)
+            if f.name not in present or f.name in derived_fields:
+                continue
+            folded_in = tuple(
+                d for d in _site_fields(self.catalog, f.name) if d in derived_fields
+            )
             factors.append(
                 Factor(
                     f.name,
                     f.label,
-                    value,
+                    canonical.get(f.name),
                     f.unit,
-                    float(row[position[f.name]]),
-                    value is not None,
+                    float(folded[f.name]),
+                    True,
+                    fields=(f.name, *folded_in),
                 )
             )
+        missing = tuple(f for f in fields if f not in present)
+        if missing:
+            factors.append(not_known_factor(missing, float(folded[NOT_KNOWN])))
         factors.sort(key=lambda fa: -abs(fa.contribution))
-        return RiskAssessment(self, dict(canonical), risk, category, base, factors)
+        return RiskAssessment(
+            self,
+            dict(canonical),
+            risk,
+            category,
+            base,
+            factors,
+            horizon=self.horizon,
+            setting=self.setting,
+            average_risk=self.average_risk,
+        )
+
+    def _waterfall(self, assessment: RiskAssessment, *, max_display: int = 10):
+        """The waterfall plot of an assessment (see RiskAssessment.plot_waterfall)."""
+        folded = {d for f in assessment.factors if f.given for d in f.fields[1:]}
+        frame = self._frame(assessment.record)
+        derived = pd.DataFrame(
+            [[c in folded for c in frame.columns]], columns=frame.columns
+        )
+        return plot_waterfall(
+            self.model,
+            frame,
+            max_display=max_display,
+            catalog=self.catalog,
+            derived=derived,
+        )
 
     # ------------------------------------------------------- helpers used lazily
     def _interval(self, canonical: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -640,6 +748,23 @@ def _spread(values: np.ndarray, keep: np.ndarray, empty: Any) -> np.ndarray:
     out = np.full(len(keep), empty, dtype=object if empty is None else np.float64)
     out[keep] = values
     return out
+
+
+def _site_fields(catalog: Catalog, name: str) -> list[str]:
+    """The BMD field and its scores of the site ``name`` belongs to (or [])."""
+    feat = catalog[name]
+    site = feat.derived_from or (name if feat.bmd_reference is not None else None)
+    if site is None:
+        return []
+    return [site, *(f.name for f in catalog.scores_of(site))]
+
+
+def _is_null(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
 
 
 def _inputs(valid: pd.DataFrame) -> pd.DataFrame:
