@@ -1,34 +1,37 @@
-"""The structural synthetic cohort generator.
+"""The structural synthetic cohort generator, with event histories and an oracle.
 
-One row is one pregnancy episode of one woman, assessed at a point between the third
-trimester and 18 months postpartum. The rows come from a causal chain, not from
-independent columns (DESIGN.md, "The synthetic generator"; DATASHEET.md):
+One row is one pregnancy episode of one woman, lived month by month from the start
+of the third trimester (month -3) to 18 months postpartum and assessed once, at
+``months_postpartum``. The rows come from a causal chain, not from independent
+columns (data/synthetic/DATASHEET.md):
 
-1. who she is: parity, age, ancestry, conditions and medications, BMI, lifestyle,
-   calcium and vitamin D, family history and genetic variants;
-2. her pre-pregnancy (peak) bone mass at the lumbar spine, femoral neck and total hip,
-   set by the factors above;
-3. her BMD trajectory: loss in the third trimester and in each month of lactation
-   (faster while amenorrheic and in the first 6 months, faster with 25(OH)D below
-   20 ng/mL), recovery after weaning;
-4. her episode risk of a fragility fracture, on the log-odds scale, from the BMD
-   recorded at the assessment projected to the nadir of the episode (the loss still
-   expected from the record: pregnancy left, lactation as planned, mean rates) and
-   the clinical factors: ``true_risk``, the oracle. It reads the recorded fields
-   only, so with every input observed its AUROC is the ceiling a model can reach;
-   the individual loss rate and the realised duration shape the recorded BMD but
-   do not enter the risk;
-5. what is recorded at the assessment: BMD and bone-turnover markers of that moment,
-   and which fields are missing.
+1. who she is: parity, age, ancestry, conditions and medications (heparin, more
+   often with a latent thrombophilia), BMI, lifestyle, calcium and vitamin D,
+   family history and genetic variants;
+2. her pre-pregnancy (peak) bone mass at the lumbar spine, femoral neck and total
+   hip, set by the factors above;
+3. her course (:mod:`plo_risk.data.episode`): third-trimester loss, heparin, the
+   months of breastfeeding (full rate while exclusive and amenorrheic in the first
+   6 months, slower after), recovery after weaning; her BMD at every moment;
+4. what is recorded at the assessment: BMD and bone-turnover markers of that
+   moment, and which fields are missing;
+5. her fractures: a hazard per site and moment from that moment's BMD and the
+   other factors (a thrombophilia raises it; after a first fracture later ones are
+   likelier); the time, site and number of every fracture in the window;
+6. the oracle: the true probability of a fracture after the assessment, at any
+   horizon and under an intervention from the assessment on
+   (:func:`counterfactual_risk`), a function of the record alone.
 
 Every number comes from ``data/synthetic/params.yaml``, where each parameter carries
-its source.
+its source. The first wave's generator (one 0/1 outcome per episode, drawn once) is
+kept frozen in :mod:`plo_risk.data._synthetic_v1` for benchmarks.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,28 +40,65 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import Field, create_model, field_validator
+from scipy.optimize import brentq
 
+from plo_risk.data import episode as ep
 from plo_risk.data.catalog import Catalog, Feature, load_catalog
 from plo_risk.data.ingest.omop import to_omop
-from plo_risk.utils.config import ConfigError, ConfigModel, parse_config
+from plo_risk.data.literature import (
+    Scorecard,
+    check_statistics,
+    default_literature_path,
+    load_literature,
+)
+from plo_risk.utils.config import ConfigError, ConfigModel, closest_name, parse_config
 from plo_risk.utils.resources import REPO_ROOT, shipped_file
 
 __all__ = [
+    "EPISODE_INPUT_COLUMNS",
+    "HORIZONS",
+    "INTERVENTIONS",
+    "OUTCOME_COLUMNS",
+    "EpisodeHistories",
+    "InterventionError",
     "ParamsError",
+    "Scorecard",
+    "counterfactual_risk",
     "default_params_path",
+    "episode_histories",
+    "expected_prevalence",
     "generate_cohort",
     "load_params",
+    "oracle_risk",
     "params_schema",
+    "reference_check",
+    "shipped_reference_check",
     "to_omop",
+    "write_reference_check",
     "write_sample",
 ]
 
 SETTINGS = ("population", "referral")
 STYLES = ("clean", "registry")
 MISSINGNESS = ("realistic", "none")
+OUTCOMES = ("all", "binary")
+#: Horizons (months after the assessment) of the ``true_risk_<h>m`` columns.
+HORIZONS = (3, 6, 12)
 ID_COLUMN = "patient_id"
 OUTCOME_COLUMN = "fracture"
 ORACLE_COLUMN = "true_risk"
+#: The outcome and oracle columns after the inputs (``outcomes="all"``).
+OUTCOME_COLUMNS = (
+    "fracture",
+    "fracture_month",
+    "fracture_site",
+    "n_vertebral_fractures",
+    "n_fractures",
+    "true_risk",
+    "true_risk_3m",
+    "true_risk_6m",
+    "true_risk_12m",
+)
 SAMPLE_PATH = Path("data") / "synthetic" / "sample_cohort.csv"
 SAMPLE_ROWS = 2000
 # Independent random streams per seed: core, markers, observation, outcome, registry.
@@ -70,8 +110,8 @@ _SITES = {  # site suffix -> BMD field; loss/regain rates are "spine" or "hip"
     "femoral_neck": "hip",
     "total_hip": "hip",
 }
+# Conditions drawn independently; each lowers peak bone mass (bone.<name>_sd).
 _CONDITIONS = (
-    "heparin",
     "glucocorticoids",
     "mgso4_tocolysis",
     "hyperthyroidism",
@@ -89,6 +129,7 @@ _MARKERS = (
     "estradiol",
 )
 _RISK_FLAGS = (
+    "heparin",
     "family_history_osteoporosis",
     "genetic_variant",
     "prior_fragility_fracture",
@@ -317,7 +358,8 @@ def _draw_reproductive(rng: np.random.Generator, n: int, p: dict) -> dict:
     )
     return {
         "parity": parity,
-        "age_years": age,
+        "age_delivery": age,
+        "age_years": age + t / 12.0,  # age at the assessment
         "ancestry_code": ancestry,
         "multiple_gestation": multiple,
         "interpregnancy_interval_months": ipi,
@@ -326,14 +368,25 @@ def _draw_reproductive(rng: np.random.Generator, n: int, p: dict) -> dict:
 
 
 def _draw_conditions(rng: np.random.Generator, n: int, p: dict, setting: str) -> dict:
-    """Medications, comorbidities, family history, variants (enriched in referral)."""
-    c, fg, ref = p["comorbidity"], p["family_genetic"], p["referral"]
+    """Medications, comorbidities, family history, variants (enriched in referral).
+
+    Heparin is given to women with a thrombophilia far more often than to others,
+    and the thrombophilia itself raises the fracture hazard (confounding on
+    purpose: params.yaml ``heparin``, DATASHEET.md). The thrombophilia is latent.
+    """
+    c, fg, ref, hp = p["comorbidity"], p["family_genetic"], p["referral"], p["heparin"]
     enriched = set(ref["enriched_factors"]) if setting == "referral" else set()
 
     def prob(name: str, base: float) -> float:
         return _tilt(base, ref["risk_factor_odds"]) if name in enriched else base
 
     out = {name: rng.random(n) < prob(name, c[f"{name}_prob"]) for name in _CONDITIONS}
+    thrombophilia = rng.random(n) < prob("thrombophilia", hp["thrombophilia_prob"])
+    out["thrombophilia"] = thrombophilia
+    out["heparin"] = rng.random(n) < _heparin_prob(p, thrombophilia)
+    out["heparin_unfractionated"] = out["heparin"] & (
+        rng.random(n) < hp["unfractionated_share"]
+    )
     variant = rng.random(n) < prob("genetic_variant", fg["variant_prob"])
     fh_p = np.where(
         variant,
@@ -343,6 +396,21 @@ def _draw_conditions(rng: np.random.Generator, n: int, p: dict, setting: str) ->
     out["genetic_variant"] = variant
     out["family_history_osteoporosis"] = rng.random(n) < fh_p
     return out
+
+
+def _heparin_prob(p: dict, thrombophilia: np.ndarray) -> np.ndarray:
+    hp = p["heparin"]
+    return np.where(
+        thrombophilia, hp["heparin_prob_if_thrombophilia"], hp["heparin_prob_otherwise"]
+    )
+
+
+def _thrombophilia_prior(p: dict, setting: str) -> float:
+    base = p["heparin"]["thrombophilia_prob"]
+    ref = p["referral"]
+    if setting == "referral" and "thrombophilia" in ref["enriched_factors"]:
+        return _tilt(base, ref["risk_factor_odds"])
+    return base
 
 
 def _draw_lifestyle(
@@ -394,54 +462,57 @@ def _draw_lifestyle(
 def _draw_lactation(
     rng: np.random.Generator, n: int, p: dict, t: np.ndarray, parity: np.ndarray
 ) -> dict:
-    """This birth's breastfeeding plan and what has happened by the assessment."""
+    """This birth's breastfeeding course and what has happened by the assessment.
+
+    She weans when she planned to (a whole number of months; the plan is recorded).
+    A woman who breastfeeds begins exclusively and amenorrheic; at the end of each
+    month her menses return with probability ``q_menses``, and if not she stops
+    breastfeeding exclusively with probability ``q_exclusive_end`` (her menses then
+    return too). ``K``, the month in which the first of these happens (or weaning,
+    or the full-rate cap), ends the full-rate lactational loss.
+    """
     la = p["lactation"]
     breastfeeds = rng.random(n) >= la["never_prob"]
-    total = np.where(
-        breastfeeds,
-        np.minimum(
-            _gamma(rng, la["duration_mean_months"], la["duration_sd_months"], n),
-            la["duration_max_months"],
-        ),
-        0.0,
+    total = np.clip(
+        np.round(_gamma(rng, la["duration_mean_months"], la["duration_sd_months"], n)),
+        1.0,
+        la["duration_max_months"],
     )
+    W = np.where(breastfeeds, total, 0.0)
+    q_m, q_x = la["q_menses"], la["q_exclusive_end"]
+    s = q_m + (1.0 - q_m) * q_x
+    first = rng.geometric(s, n).astype(float)
+    menses_first = rng.random(n) < q_m / s
     exclusive = np.minimum(
-        total, _gamma(rng, la["exclusive_mean_months"], la["exclusive_sd_months"], n)
+        np.where(menses_first, first + rng.geometric(q_x, n), first), W
     )
-    amen_nonlact = _gamma(
-        rng,
-        la["amenorrhea_nonlactating_mean_months"],
-        la["amenorrhea_nonlactating_sd_months"],
-        n,
+    weaned_amen = W + rng.geometric(la["q_menses_weaned"], n)
+    amen = np.where(
+        breastfeeds,
+        np.where(first < W, first, weaned_amen),
+        rng.geometric(la["q_menses_weaned"], n).astype(float),
     )
-    amen_lact = np.minimum(
-        exclusive
-        + _gamma(
-            rng, la["amenorrhea_extra_mean_months"], la["amenorrhea_extra_sd_months"], n
-        ),
-        total + la["amenorrhea_after_weaning_months"],
+    K = np.where(
+        breastfeeds, np.minimum(np.minimum(first, W), la["full_rate_cap_months"]), 0.0
     )
-    amenorrhea = np.where(
-        breastfeeds, np.maximum(amen_lact, amen_nonlact), amen_nonlact
-    )
-    planned = total * np.exp(la["planned_noise_sigma_log"] * rng.standard_normal(n))
     # Earlier births: each breastfed with the same duration distribution.
     n_bf = rng.binomial((parity - 1).astype(np.int64), la["prior_breastfed_prob"])
     shape = (la["duration_mean_months"] / la["duration_sd_months"]) ** 2
     scale = la["duration_sd_months"] ** 2 / la["duration_mean_months"]
     prior = np.where(n_bf > 0, rng.gamma(np.maximum(shape * n_bf, 1e-9), scale), 0.0)
     since = np.maximum(t, 0.0)
-    feeding_now = (t > 0) & (total > t)
+    feeding_now = (t > 0) & (W > t)  # at delivery itself she has not begun
     return {
-        "lactation_total_months": total,
+        "lactation_total_months": W,
         "exclusive_total_months": exclusive,
-        "amenorrhea_total_months": amenorrhea,
-        "lactation_months": np.minimum(total, since),
+        "amenorrhea_total_months": amen,
+        "full_rate_months": K,
+        "lactation_months": np.minimum(W, since),
         "breastfeeding_now": feeding_now,
-        "lactation_planned_months": planned,
+        "lactation_planned_months": W,
         "lactation_exclusive": feeding_now & (t < exclusive),
         "prior_lactation_months": prior,
-        "amenorrhea_months": np.minimum(amenorrhea, since),
+        "amenorrhea_months": np.minimum(amen, since),
     }
 
 
@@ -487,108 +558,6 @@ def _peak_bone_mass(
     }
 
 
-# ---------------------------------------------------------- 3. BMD trajectory
-
-
-def _loss_dynamics(rng: np.random.Generator, n: int, p: dict, x: dict) -> dict:
-    """Person-level loss parameters shared by all sites."""
-    pr, la, rc = p["pregnancy"], p["lactation"], p["recovery"]
-    preg = np.clip(
-        rng.normal(pr["loss_mean"], pr["loss_sd"], n), pr["loss_min"], pr["loss_max"]
-    )
-    preg = preg * np.where(
-        x["multiple_gestation"], pr["multiple_gestation_multiplier"], 1.0
-    )
-    sigma = la["loss_rate_sigma_log"]
-    rate_mult = np.exp(sigma * rng.standard_normal(n) - sigma**2 / 2)
-    # Interaction: lactational loss is faster when 25(OH)D is low.
-    rate_mult = rate_mult * np.where(
-        x["vitamin_d_25oh"] < la["vitamin_d_threshold_ng_ml"],
-        la["vitamin_d_loss_multiplier"],
-        1.0,
-    )
-    total = x["lactation_total_months"]
-    full = np.minimum(
-        np.minimum(x["amenorrhea_total_months"], total), la["full_rate_cap_months"]
-    )
-    residual = np.where(
-        total > rc["long_lactation_months"],
-        rng.uniform(0.0, rc["residual_deficit_max"], n),
-        0.0,
-    )
-    return {
-        "pregnancy_loss": preg,
-        "loss_rate_multiplier": rate_mult,
-        "full_rate_months": full,
-        "residual_deficit": residual,
-    }
-
-
-def _lactation_loss(
-    months: np.ndarray, rate: np.ndarray, full: np.ndarray, slow: float
-) -> np.ndarray:
-    """Fraction of BMD lost after ``months`` of lactation (piecewise linear)."""
-    return rate * (np.minimum(months, full) + slow * np.maximum(months - full, 0.0))
-
-
-def _site_trajectory(p: dict, x: dict, dyn: dict, kind: str, t: np.ndarray) -> dict:
-    """Loss fraction of one site at the assessment time and at the episode nadir."""
-    la, r = p["lactation"], p["reproductive"]
-    rate = la[f"{kind}_loss_per_month"] * dyn["loss_rate_multiplier"]
-    regain = p["recovery"][f"{kind}_regain_per_month"]
-    slow = la["slow_rate_factor"]
-    total, full = x["lactation_total_months"], dyn["full_rate_months"]
-    preg = dyn["pregnancy_loss"]
-    trimester = -r["months_postpartum_min"]
-    share = p["pregnancy"]["third_trimester_share"]
-    at_weaning = preg + _lactation_loss(total, rate, full, slow)
-    floor = np.minimum(dyn["residual_deficit"], at_weaning)
-    since = np.maximum(t, 0.0)
-    losing = preg + _lactation_loss(np.minimum(since, total), rate, full, slow)
-    recovering = np.maximum(at_weaning - regain * (since - total), floor)
-    in_pregnancy = preg * (1.0 - share * np.minimum(-t, trimester) / trimester)
-    loss_now = np.where(
-        t < 0, in_pregnancy, np.where(since <= total, losing, recovering)
-    )
-    window_end = r["months_postpartum_max"]
-    nadir = np.maximum(
-        preg * (1.0 - share),
-        preg + _lactation_loss(np.minimum(total, window_end), rate, full, slow),
-    )
-    return {
-        "loss_now": loss_now,
-        "loss_nadir": nadir,
-        "recovering": (t > total) & (t > 0) & (recovering > floor),
-        "activity": np.where((t > 0) & (t < total), np.where(t < full, 1.0, slow), 0.0)
-        * dyn["loss_rate_multiplier"],
-    }
-
-
-def _bone(
-    rng: np.random.Generator, n: int, p: dict, setting: str, x: dict, catalog: Catalog
-) -> dict:
-    z0 = _peak_bone_mass(rng, n, p, setting, x)
-    dyn = _loss_dynamics(rng, n, p, x)
-    out: dict[str, np.ndarray] = dict(dyn)
-    t = x["months_postpartum"]
-    for site, kind in _SITES.items():
-        mean, sd = catalog[f"bmd_{site}"].bmd_reference  # type: ignore[misc]
-        base = mean + sd * z0[site]
-        traj = _site_trajectory(p, x, dyn, kind, t)
-        out[f"bmd_{site}_baseline"] = base
-        out[f"bmd_{site}_delivery"] = base * (1.0 - dyn["pregnancy_loss"])
-        out[f"bmd_{site}_latent"] = base * (1.0 - traj["loss_now"])
-        out[f"bmd_{site}_nadir"] = base * (1.0 - traj["loss_nadir"])
-        out[f"z_{site}_nadir"] = (out[f"bmd_{site}_nadir"] - mean) / sd
-        out[f"lactational_deficit_{site}_sd"] = (
-            base * np.maximum(traj["loss_nadir"] - dyn["pregnancy_loss"], 0.0) / sd
-        )
-        if kind == "spine":
-            out["turnover_activity"] = traj["activity"]
-            out["recovering"] = traj["recovering"]
-    return out
-
-
 def _prior_fracture(
     rng: np.random.Generator, n: int, p: dict, z_spine_baseline: np.ndarray
 ) -> np.ndarray:
@@ -601,30 +570,36 @@ def _prior_fracture(
     return rng.random(n) < _expit(logit)
 
 
-# ----------------------------------------------------------------- 4. risk
+# ------------------------------------------- 3. the course and the record
 
-# The recorded fields the fracture log-odds reads (``_fracture_log_odds``).
-_RISK_INPUTS = (
+# The recorded fields the oracle reads. The last two are not catalog fields yet
+# (proposed); the frame carries them after the catalog fields.
+_ORACLE_INPUTS = (
     "months_postpartum",
-    "multiple_gestation",
+    "age_years",
     "parity",
+    "multiple_gestation",
     "lactation_months",
     "breastfeeding_now",
     "lactation_planned_months",
+    "lactation_exclusive",
     "amenorrhea_months",
     "bmi",
+    "calcium_intake_mg_day",
     "vitamin_d_25oh",
     "smoking",
     "alcohol_units_day",
     "family_history_osteoporosis",
     "genetic_variant",
     "prior_fragility_fracture",
+    "heparin",
     "glucocorticoids",
     "bmd_lumbar_spine",
-    "z_lumbar_spine",
     "bmd_femoral_neck",
-    "z_femoral_neck",
 )
+_EPISODE_INPUTS = ("heparin_unfractionated", "fractured_this_episode")
+#: Inputs the generator emits that are not in the catalog (yet): bool columns.
+EPISODE_INPUT_COLUMNS = _EPISODE_INPUTS
 
 
 def _recorded(feat: Feature, values: dict, p: dict, catalog: Catalog) -> np.ndarray:
@@ -649,214 +624,767 @@ def _recorded(feat: Feature, values: dict, p: dict, catalog: Catalog) -> np.ndar
 
 
 def _record(x: dict, p: dict, catalog: Catalog) -> dict[str, np.ndarray]:
-    """The recorded (rounded, unmasked) values of the fields the risk reads."""
+    """The recorded (rounded, unmasked) values of the fields the oracle reads."""
     values = dict(x)
     for site in _SITES:
         values[f"bmd_{site}"] = x[f"bmd_{site}_latent"]
     rec: dict[str, np.ndarray] = {}
-    for name in _RISK_INPUTS:
-        feat = catalog[name]
-        if feat.derived_from is not None:
-            mean, sd = catalog[feat.derived_from].bmd_reference  # type: ignore[misc]
-            rec[name] = (rec[feat.derived_from] - mean) / sd  # as _clean_frame
-        else:
-            rec[name] = _recorded(feat, values, p, catalog)
+    for name in _ORACLE_INPUTS:
+        rec[name] = _recorded(catalog[name], values, p, catalog)
+    for name in _EPISODE_INPUTS:
+        if name in x:
+            rec[name] = np.asarray(x[name], dtype=bool)
     return rec
 
 
-def _expected_course(p: dict, r: Any, catalog: Catalog) -> dict[str, np.ndarray]:
-    """The rest of the episode a clinician expects from the record (deterministic).
+def _site_refs(catalog: Catalog) -> dict[str, tuple[float, float]]:
+    return {
+        "ref_spine": tuple(catalog["bmd_lumbar_spine"].bmd_reference),  # type: ignore[arg-type]
+        "ref_hip": tuple(catalog["bmd_femoral_neck"].bmd_reference),  # type: ignore[arg-type]
+    }
 
-    From the recorded fields only: the pregnancy loss still to come (third
-    trimester: the mean loss times the share of the trimester left), and the
-    lactation still to come until weaning as planned (pregnant or breastfeeding
-    now), at most to the end of the window. Lactation loses the mean rate of the
-    site, x the vitamin D multiplier if the recorded 25(OH)D is below the
-    threshold; at the full rate while amenorrheic and within the first
-    ``full_rate_cap_months``, at ``slow_rate_factor`` of it after (menses back:
-    full rate up to the recorded ``amenorrhea_months``). Loss fractions are of the
-    pre-pregnancy BMD, for which the recorded BMD stands in. The individual loss
-    rate and the realised duration are not recorded and do not enter.
-    """
-    la, pr, rp = p["lactation"], p["pregnancy"], p["reproductive"]
-    col = {name: np.asarray(r[name]) for name in _RISK_INPUTS}
-    t = col["months_postpartum"].astype(float)
-    since = np.maximum(t, 0.0)
-    so_far = col["lactation_months"].astype(float)
-    ongoing = (t < 0) | col["breastfeeding_now"].astype(bool)
-    planned = col["lactation_planned_months"].astype(float)
-    projected_total = np.where(ongoing, np.maximum(planned, so_far), so_far)
-    by_window_end = np.minimum(projected_total, rp["months_postpartum_max"])
-    amen = col["amenorrhea_months"].astype(float)
-    cap, slow = la["full_rate_cap_months"], la["slow_rate_factor"]
-    full = np.where((t > 0) & (amen < since), np.minimum(amen, cap), cap)
-    low_d = col["vitamin_d_25oh"].astype(float) < la["vitamin_d_threshold_ng_ml"]
-    vitd_mult = np.where(low_d, la["vitamin_d_loss_multiplier"], 1.0)
-    trimester = -rp["months_postpartum_min"]
-    preg_left = (
-        pr["loss_mean"]
-        * np.where(
-            col["multiple_gestation"].astype(bool),
-            pr["multiple_gestation_multiplier"],
-            1.0,
+
+# What an intervention may change, and what it means from the assessment on.
+INTERVENTIONS = {
+    "breastfeeding_now": "False: she stops breastfeeding now (and the plan with it)",
+    "lactation_planned_months": "total months of breastfeeding she now plans (>= so far)",
+    "lactation_exclusive": "False: she stops breastfeeding exclusively now",
+    "vitamin_d_25oh": "her 25(OH)D from now on, ng/mL (repletion)",
+    "vitamin_d_supplement": "True/False: starts/stops a vitamin D supplement",
+    "calcium_intake_mg_day": "her calcium intake from now on, mg/day",
+    "calcium_supplement": "True/False: starts/stops a 500 mg calcium supplement",
+    "smoking": "False: she stops smoking now",
+    "alcohol_units_day": "her alcohol intake from now on, units/day",
+    "bmi": "her BMI from now on",
+    "physical_activity_hours_week": "activity before pregnancy: no forward effect",
+    "heparin": "False: heparin stopped now",
+    "heparin_unfractionated": "False: unfractionated heparin switched to LMWH now",
+}
+
+
+class InterventionError(ValueError):
+    """An intervention the oracle cannot apply (names the field and the rows)."""
+
+
+def _col(rec: Any, name: str, dtype: Any = float) -> np.ndarray:
+    v = np.asarray(rec[name])
+    if dtype is bool:
+        return np.asarray(pd.array(v, dtype="boolean").fillna(False), dtype=bool)
+    return v.astype(float)
+
+
+def _broadcast(value: Any, n: int, name: str) -> np.ndarray:
+    v = np.asarray(value)
+    if v.ndim == 0:
+        return np.full(n, v.item())
+    if v.shape != (n,):
+        raise InterventionError(
+            f"changes[{name!r}] must be a scalar or one value per row ({n}); got "
+            f"shape {v.shape}"
         )
-        * pr["third_trimester_share"]
-        * np.minimum(np.maximum(-t, 0.0), trimester)
-        / trimester
+    return v
+
+
+def _course_from_record(
+    rec: Any, p: dict, changes: dict[str, Any] | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], tuple]:
+    """The course after the assessment as the record implies, with the changes.
+
+    Returns the per-row course inputs of :func:`episode.loss_path` (``K`` left out),
+    the per-row hazard inputs and the options of ``K`` (rows, K, weight).
+    """
+    la, hp, f, nu = p["lactation"], p["heparin"], p["fracture"], p["nutrition"]
+    changes = dict(changes or {})
+    unknown = sorted(set(changes) - set(INTERVENTIONS))
+    if unknown:
+        close = closest_name(unknown[0], list(INTERVENTIONS))
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise InterventionError(
+            f"cannot intervene on {unknown[0]!r}{hint} (allowed: "
+            + ", ".join(INTERVENTIONS)
+            + ")"
+        )
+    a = _col(rec, "months_postpartum")
+    n = a.size
+    cap = float(la["full_rate_cap_months"])
+    so_far = _col(rec, "lactation_months")
+    bf_now = _col(rec, "breastfeeding_now", bool)
+    planned = _col(rec, "lactation_planned_months")
+    amen = _col(rec, "amenorrhea_months")
+    excl = _col(rec, "lactation_exclusive", bool)
+    pregnant = a <= 0  # at delivery all of her lactation is still ahead
+    W = np.where(
+        pregnant, planned, np.where(bf_now, np.maximum(planned, so_far), so_far)
     )
-    out = {"lactation_projected_months": projected_total}
-    for site, kind in _SITES.items():
-        if site == "total_hip":
-            continue
-        rate = la[f"{kind}_loss_per_month"] * vitd_mult
-        lact_episode = _lactation_loss(by_window_end, rate, full, slow)
-        lact_so_far = _lactation_loss(so_far, rate, full, slow)
-        bmd = col[f"bmd_{site}"].astype(float)
-        sd = catalog[f"bmd_{site}"].bmd_reference[1]  # type: ignore[index]
-        further = preg_left + lact_episode - lact_so_far
-        out[f"z_{site}_projected"] = col[f"z_{site}"].astype(float) - bmd * further / sd
-        out[f"lactational_deficit_{site}_sd"] = bmd * lact_episode / sd
+    amenorrheic = bf_now & (amen >= a - 1e-9)
+    K_known = np.where(
+        pregnant, 0.0, np.minimum(np.minimum(np.where(amenorrheic, a, amen), W), cap)
+    )
+    ahead = (pregnant & (W > 0)) | (amenorrheic & (a < cap))
+    K_known = np.where(amenorrheic & (a >= cap), cap, K_known)
+    # ---- the changes, from the assessment on
+    if "lactation_planned_months" in changes:
+        x = _broadcast(
+            changes["lactation_planned_months"], n, "lactation_planned_months"
+        )
+        x = np.round(np.asarray(x, dtype=float))
+        bad = ~pregnant & ~bf_now & (x > so_far + 1e-9)
+        if bad.any():
+            raise InterventionError(
+                "lactation_planned_months: cannot restart breastfeeding for rows "
+                f"{np.flatnonzero(bad)[:5].tolist()} (weaned or never breastfed)"
+            )
+        W = np.where(
+            pregnant, np.maximum(x, 0.0), np.where(bf_now, np.maximum(x, a), W)
+        )
+    if "breastfeeding_now" in changes:
+        stop = ~np.asarray(
+            _broadcast(changes["breastfeeding_now"], n, "breastfeeding_now"), dtype=bool
+        )
+        restart = ~stop & ~bf_now & ~pregnant
+        if restart.any():
+            raise InterventionError(
+                "breastfeeding_now=True: cannot restart breastfeeding for rows "
+                f"{np.flatnonzero(restart)[:5].tolist()}"
+            )
+        W = np.where(
+            stop, np.where(pregnant, 0.0, np.minimum(W, np.maximum(a, 0.0))), W
+        )
+    ahead = ahead & (W > np.maximum(a, 0.0))
+    if "lactation_exclusive" in changes:
+        end = ~np.asarray(
+            _broadcast(changes["lactation_exclusive"], n, "lactation_exclusive"),
+            dtype=bool,
+        )
+        start = ~end & ~excl
+        if start.any():
+            raise InterventionError(
+                "lactation_exclusive=True: exclusive breastfeeding cannot restart "
+                f"(rows {np.flatnonzero(start)[:5].tolist()})"
+            )
+        stop_now = end & (amenorrheic | pregnant)
+        K_known = np.where(stop_now, np.maximum(a, 0.0), K_known)
+        ahead = ahead & ~stop_now
+    K_known = np.minimum(K_known, np.maximum(W, 0.0))
+    vitd = _col(rec, "vitamin_d_25oh")
+    vitd_f = vitd.copy()
+    if "vitamin_d_supplement" in changes:
+        on = np.asarray(
+            _broadcast(changes["vitamin_d_supplement"], n, "vitamin_d_supplement"),
+            dtype=bool,
+        )
+        was = (
+            _col(rec, "vitamin_d_supplement", bool)
+            if "vitamin_d_supplement" in rec
+            else np.zeros(n, bool)
+        )
+        factor = nu["vitamin_d_supplement_factor"]
+        vitd_f = np.where(
+            on & ~was, vitd * factor, np.where(~on & was, vitd / factor, vitd)
+        )
+    if "vitamin_d_25oh" in changes:
+        vitd_f = np.asarray(
+            _broadcast(changes["vitamin_d_25oh"], n, "vitamin_d_25oh"), dtype=float
+        )
+    calcium = _col(rec, "calcium_intake_mg_day")
+    calcium_f = calcium.copy()
+    if "calcium_supplement" in changes:
+        on = np.asarray(
+            _broadcast(changes["calcium_supplement"], n, "calcium_supplement"),
+            dtype=bool,
+        )
+        was = (
+            _col(rec, "calcium_supplement", bool)
+            if "calcium_supplement" in rec
+            else np.zeros(n, bool)
+        )
+        tab = nu["calcium_supplement_mg"]
+        calcium_f = np.where(
+            on & ~was,
+            calcium + tab,
+            np.where(~on & was, np.maximum(calcium - tab, 0.0), calcium),
+        )
+    if "calcium_intake_mg_day" in changes:
+        calcium_f = np.asarray(
+            _broadcast(changes["calcium_intake_mg_day"], n, "calcium_intake_mg_day"),
+            dtype=float,
+        )
+    heparin = _col(rec, "heparin", bool)
+    ufh = (
+        _col(rec, "heparin_unfractionated", bool)
+        if "heparin_unfractionated" in rec
+        else np.zeros(n, bool)
+    )
+    ufh &= heparin
+    ufh_f = ufh.copy()
+    stop = np.full(n, float(hp["postpartum_months"]))
+    if "heparin" in changes:
+        v = np.asarray(_broadcast(changes["heparin"], n, "heparin"), dtype=bool)
+        if (v & ~heparin).any():
+            raise InterventionError("heparin=True: the oracle cannot start heparin")
+        stop = np.where(~v & heparin, np.minimum(stop, a), stop)
+    if "heparin_unfractionated" in changes:
+        v = np.asarray(
+            _broadcast(changes["heparin_unfractionated"], n, "heparin_unfractionated"),
+            dtype=bool,
+        )
+        if (v & ~ufh).any():
+            raise InterventionError(
+                "heparin_unfractionated=True: the oracle cannot switch to unfractionated heparin"
+            )
+        ufh_f = ufh & v
+    threshold = la["vitamin_d_threshold_ng_ml"]
+    course = {
+        "a": a,
+        "twins": _col(rec, "multiple_gestation", bool),
+        "heparin": heparin,
+        "ufh_past": ufh,
+        "ufh_future": ufh_f,
+        "heparin_stop": stop,
+        "W": np.maximum(W, 0.0),
+        "vitd_low_past": vitd < threshold,
+        "vitd_low_future": vitd_f < threshold,
+        "calcium_past": calcium,
+        "calcium_future": calcium_f,
+    }
+    # ---- the clinical factors of the hazard (log hazard ratios per site)
+    smoking = _col(rec, "smoking", bool)
+    smoking_f = smoking.copy()
+    if "smoking" in changes:
+        v = np.asarray(_broadcast(changes["smoking"], n, "smoking"), dtype=bool)
+        if (v & ~smoking).any():
+            raise InterventionError(
+                "smoking=True: the oracle answers stopping, not starting"
+            )
+        smoking_f = smoking & v
+    bmi = _col(rec, "bmi")
+    bmi_f = (
+        np.asarray(_broadcast(changes["bmi"], n, "bmi"), dtype=float)
+        if "bmi" in changes
+        else bmi
+    )
+    alc = _col(rec, "alcohol_units_day")
+    alc_f = (
+        np.asarray(
+            _broadcast(changes["alcohol_units_day"], n, "alcohol_units_day"),
+            dtype=float,
+        )
+        if "alcohol_units_day" in changes
+        else alc
+    )
+    quit_ = smoking & ~smoking_f
+    age_delivery = _col(rec, "age_years") - a / 12.0
+    common = (
+        np.log(f["glucocorticoids_rr"]) * _col(rec, "glucocorticoids", bool)
+        + np.log(f["family_history_rr"])
+        * _col(rec, "family_history_osteoporosis", bool)
+        + np.log(f["variant_rr"]) * _col(rec, "genetic_variant", bool)
+        + np.log(f["later_pregnancy_rr"]) * (_col(rec, "parity") >= 2)
+        + np.log(f["prior_fracture_rr"]) * _col(rec, "prior_fragility_fracture", bool)
+        + np.log(f["age_rr_per_year"]) * (age_delivery - f["age_reference_years"])
+    )
+
+    def site_terms(
+        smk: np.ndarray, quit_now: np.ndarray, b: np.ndarray, al: np.ndarray
+    ) -> np.ndarray:
+        low_bmi = np.log(f["low_bmi_rr"]) * (b < f["low_bmi_threshold"])
+        alcohol = np.log(f["alcohol_rr"]) * (al >= f["alcohol_threshold_units"])
+        cols = []
+        for site in ep.SITES:
+            smoke = (
+                np.log(f[f"smoking_{site}_rr"]) * (smk | quit_now)
+                + np.log(f["smoking_stopped_rr"]) * quit_now
+            )
+            cols.append(common + smoke + low_bmi + alcohol)
+        return np.column_stack(cols)
+
+    course["log_rr_past"] = site_terms(smoking, np.zeros(n, bool), bmi, alc)
+    course["log_rr_future"] = site_terms(smoking_f, quit_, bmi_f, alc_f)
+    anchor = {
+        "bmd_spine": _col(rec, "bmd_lumbar_spine"),
+        "bmd_hip": _col(rec, "bmd_femoral_neck"),
+    }
+    options = ep.full_rate_options(
+        a=a, lactating_ahead=ahead, known_K=K_known, W=course["W"], p=p
+    )
+    return course, anchor, options
+
+
+_CHUNK = 50_000
+
+
+def _f32(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.float32) if v.dtype.kind == "f" else v
+
+
+def _paths(
+    course: dict[str, np.ndarray],
+    anchor: dict[str, np.ndarray],
+    refs: dict,
+    options: tuple,
+    p: dict,
+    horizons: list[np.ndarray],
+    events: dict | None = None,
+    sites: bool = False,
+) -> dict[str, Any]:
+    """Cumulative hazards of every (row, K) option at unit scale.
+
+    ``past``: the first-fracture cumulative hazard from -3 to ``a`` (per row);
+    ``first``/``subsequent``: per option, the cumulative hazard from ``a`` to
+    ``min(a + h, 18)`` for each horizon, of a first fracture and of a fracture after
+    one. ``events`` (the generator only): per row the realized ``K``, the scale of
+    her hazard and an Exp(1) draw; the first fracture of the episode is drawn on the
+    option she lives, and the paths of the women who fracture are kept.
+    """
+    f = p["fracture"]
+    rows, K, weight = options
+    hp_end = float(p["heparin"]["postpartum_months"])
+    r_v, r_o = f["subsequent_vertebral_rr"], f["subsequent_other_rr"]
+    a_all = course["a"]
+    n_h = len(horizons)
+    first = np.empty((rows.size, n_h))
+    subsequent = np.empty((rows.size, n_h))
+    past = np.zeros(a_all.size)
+    kept: list[dict[str, np.ndarray]] = []
+    if sites:
+        lo_w, hi_w = p["prevalence"]["population_window_months"]
+        C1_points = np.empty((rows.size, 24))
+        share_vh = np.empty((rows.size, 23))
+    for lo in range(0, rows.size, _CHUNK):
+        sl = slice(lo, lo + _CHUNK)
+        r = rows[sl]
+        # The path arrays are float32 (half the memory traffic); ``a`` and the
+        # horizons stay float64.
+        c = {k: _f32(v[r]) for k, v in course.items()}
+        c["K"] = K[sl].astype(np.float32)
+        c["a"] = course["a"][r]
+        t = ep.grid(c["a"], hp_end).astype(np.float32)
+        c["t"] = t
+        loss = ep.loss_path(c, p)
+        anc = {k: _f32(v[r]) for k, v in anchor.items()} | refs
+        haz = ep.hazards(c, loss, anc, p)
+        lam1 = haz["vertebral"] + haz["hip"] + haz["other"]
+        lamr = r_v * haz["vertebral"] + r_o * (haz["hip"] + haz["other"])
+        C1 = ep.cumulative(lam1, t)
+        Cr = ep.cumulative(lamr, t)
+        a = c["a"]
+        ja = ep.locate(a, a, hp_end)
+        at1 = ep.value_at(C1, t, a, ja)
+        atr = ep.value_at(Cr, t, a, ja)
+        past[r] = at1
+        if sites:
+            C1_points[sl] = C1
+            inside = (t[:, :-1] >= lo_w) & (t[:, 1:] <= hi_w)
+            share_vh[sl] = np.where(inside, (haz["vertebral"] + haz["hip"]) / lam1, 0.0)
+        for i, h in enumerate(horizons):
+            x = np.minimum(a + h[r], ep.WINDOW_END)
+            jx = ep.locate(a, x, hp_end)
+            first[sl, i] = np.maximum(ep.value_at(C1, t, x, jx) - at1, 0.0)
+            subsequent[sl, i] = np.maximum(ep.value_at(Cr, t, x, jx) - atr, 0.0)
+        if events is not None:
+            lived = c["K"] == events["K"][r]
+            total = C1[:, -1] * events["scale"][r]
+            hit = lived & (events["e1"][r] < total)
+            if hit.any():
+                kept.append(
+                    {
+                        "row": r[hit],
+                        "t": t[hit],
+                        "C1": C1[hit],
+                        "Cr": Cr[hit],
+                        "vertebral": haz["vertebral"][hit],
+                        "hip": haz["hip"][hit],
+                        "other": haz["other"][hit],
+                        "base_spine": haz["base_spine"][hit],
+                        "L_spine": loss["spine"][hit],
+                    }
+                )
+    out: dict[str, Any] = {"past": past, "first": first, "subsequent": subsequent}
+    if sites:
+        out["C1_points"] = C1_points
+        out["share_vh"] = share_vh
+    if events is not None:
+        keys = (
+            "row",
+            "t",
+            "C1",
+            "Cr",
+            "vertebral",
+            "hip",
+            "other",
+            "base_spine",
+            "L_spine",
+        )
+        if kept:
+            out["kept"] = {k: np.concatenate([d[k] for d in kept]) for k in keys}
+        else:
+            shapes = {"row": (0,), "base_spine": (0,)}
+            out["kept"] = {
+                k: np.empty(
+                    shapes.get(k, (0, 24 if k in ("t", "C1", "Cr", "L_spine") else 23))
+                )
+                for k in keys
+            }
+            out["kept"]["row"] = out["kept"]["row"].astype(np.int64)
     return out
 
 
-def _fracture_log_odds(p: dict, r: Any, catalog: Catalog) -> np.ndarray:
-    """Log-odds of an episode fracture, without the intercept.
+def _combine(
+    q: dict[str, Any],
+    options: tuple,
+    fractured: np.ndarray,
+    heparin: np.ndarray,
+    scale: float,
+    p: dict,
+    setting: str,
+) -> np.ndarray:
+    """The oracle's risk per row and horizon from the option hazards.
 
-    A function of the recorded fields ``r`` (a mapping of arrays or a clean frame,
-    every field of ``_RISK_INPUTS`` observed) and nothing else: the BMD a model
-    sees, projected to the nadir of the episode with the expected further loss
-    (``_expected_course``). Two fracture types add up on the risk scale: vertebral
-    (driven by the projected spine nadir) and hip or other non-vertebral (driven by
-    the projected femoral-neck nadir), each steeper below the threshold Z. At the
-    spine the part of the deficit that lactation is expected to remove over the
-    episode counts extra (trabecular microarchitecture). The clinical factors
-    multiply both; 25(OH)D below 20 ng/mL multiplies the risk of women who
-    breastfeed (so far plus as planned) long.
+    The thrombophilia is latent: its posterior given the record (heparin and
+    whether she has fractured in this episode so far) weights the two hazards. The
+    options of ``K`` are weighted by their probability given the record.
     """
+    rows, _, weight = options
     f = p["fracture"]
-    course = _expected_course(p, r, catalog)
-    # The sources give risk ratios; at the population risk they become odds ratios.
-    p0 = p["prevalence"]["population"]
-
-    def log_or(name: str) -> float:
-        return float(np.log(_odds_ratio(f[name], p0)))
-
-    def col(name: str) -> np.ndarray:
-        return np.asarray(r[name], dtype=float)
-
-    def site(z: np.ndarray, rr_per_sd: str) -> np.ndarray:
-        return -log_or(rr_per_sd) * z + f["threshold_log_odds_per_sd"] * np.maximum(
-            f["threshold_z"] - z, 0.0
-        )
-
-    spine = course["z_lumbar_spine_projected"] - (
-        f["lactational_deficit_weight"] * course["lactational_deficit_lumbar_spine_sd"]
-    )
-    vertebral = site(spine, "spine_rr_per_sd")
-    other = np.log(f["nonvertebral_weight"]) + site(
-        course["z_femoral_neck_projected"], "hip_rr_per_sd"
-    )
-    eta = np.logaddexp(vertebral, other)
-    eta += np.log(f["vitamin_d_lactation_or"]) * (
-        (col("vitamin_d_25oh") < p["lactation"]["vitamin_d_threshold_ng_ml"])
-        & (course["lactation_projected_months"] >= f["vitamin_d_lactation_min_months"])
-    )
-    eta += log_or("smoking_rr") * col("smoking")
-    eta += log_or("glucocorticoids_rr") * col("glucocorticoids")
-    eta += log_or("family_history_rr") * col("family_history_osteoporosis")
-    eta += log_or("variant_rr") * col("genetic_variant")
-    eta += log_or("parity_rr_per_birth") * (col("parity") - 1)
-    eta += log_or("low_bmi_rr") * (col("bmi") < f["low_bmi_threshold"])
-    eta += log_or("prior_fracture_rr") * col("prior_fragility_fracture")
-    eta += log_or("alcohol_rr") * (
-        col("alcohol_units_day") >= f["alcohol_threshold_units"]
-    )
-    return eta
+    m1 = f["thrombophilia_rr"]
+    prior = _thrombophilia_prior(p, setting)
+    hep1 = _heparin_prob(p, np.ones(1, bool))[0]
+    hep0 = _heparin_prob(p, np.zeros(1, bool))[0]
+    lam_past = scale * q["past"]
+    like = {}
+    for name, m, pt, ph in (("t1", m1, prior, hep1), ("t0", 1.0, 1.0 - prior, hep0)):
+        s_past = np.exp(-m * lam_past)
+        fx = np.where(fractured, -np.expm1(-m * lam_past), s_past)
+        like[name] = pt * np.where(heparin, ph, 1.0 - ph) * fx
+    w1 = like["t1"] / (like["t1"] + like["t0"])
+    fut = np.where(fractured[rows, None], q["subsequent"], q["first"]) * scale
+    w1r = w1[rows, None]
+    risk_opt = w1r * -np.expm1(-m1 * fut) + (1.0 - w1r) * -np.expm1(-fut)
+    n = fractured.size
+    out = np.zeros((n, fut.shape[1]))
+    for i in range(fut.shape[1]):
+        out[:, i] = np.bincount(rows, weights=weight * risk_opt[:, i], minlength=n)
+    return np.clip(out, 0.0, 1.0)
 
 
 def _draw_core(
     rng: np.random.Generator, n: int, p: dict, setting: str, catalog: Catalog
 ) -> dict:
-    """Steps 1-3 and the log-odds: everything the risk depends on."""
+    """Steps 1-3: who she is, her course, her bones, and what is recorded of them."""
     x = _draw_reproductive(rng, n, p)
     x.update(_draw_conditions(rng, n, p, setting))
     x.update(_draw_lifestyle(rng, n, p, x["ancestry_code"], x))
     x.update(_draw_lactation(rng, n, p, x["months_postpartum"], x["parity"]))
-    x.update(_bone(rng, n, p, setting, x, catalog))
-    x["prior_fragility_fracture"] = _prior_fracture(
-        rng,
-        n,
-        p,
-        (x["bmd_lumbar_spine_baseline"] - catalog["bmd_lumbar_spine"].bmd_reference[0])
-        / catalog["bmd_lumbar_spine"].bmd_reference[1],
+    z0 = _peak_bone_mass(rng, n, p, setting, x)
+    x["prior_fragility_fracture"] = _prior_fracture(rng, n, p, z0["lumbar_spine"])
+    # The realized course up to the assessment: the BMD she has when she is seen.
+    a = x["months_postpartum"]
+    vitd_low = x["vitamin_d_25oh"] < p["lactation"]["vitamin_d_threshold_ng_ml"]
+    course = {
+        "a": a,
+        "twins": x["multiple_gestation"],
+        "heparin": x["heparin"],
+        "ufh_past": x["heparin_unfractionated"],
+        "ufh_future": x["heparin_unfractionated"],
+        "heparin_stop": np.full(n, float(p["heparin"]["postpartum_months"])),
+        "W": x["lactation_total_months"],
+        "K": x["full_rate_months"],
+        "vitd_low_past": vitd_low,
+        "vitd_low_future": vitd_low,
+        "calcium_past": x["calcium_intake_mg_day"],
+        "calcium_future": x["calcium_intake_mg_day"],
+    }
+    loss_a, active_a = ep.loss_at(course, p)
+    for site, kind in _SITES.items():
+        mean, sd = catalog[f"bmd_{site}"].bmd_reference  # type: ignore[misc]
+        base = mean + sd * z0[site]
+        x[f"bmd_{site}_baseline"] = base
+        x[f"bmd_{site}_latent"] = base * (1.0 - loss_a[kind])
+    x["loss_spine_at_assessment"] = loss_a["spine"]
+    x["loss_hip_at_assessment"] = loss_a["hip"]
+    # Turnover at the assessment (drives the markers): her lactational loss rate
+    # relative to the full rate of a replete woman, and whether she is recovering.
+    la = p["lactation"]
+    feeding = x["breastfeeding_now"]
+    x["turnover_activity"] = np.where(
+        feeding,
+        np.where(a < x["full_rate_months"], 1.0, la["slow_rate_factor"])
+        * np.where(vitd_low, la["vitamin_d_loss_multiplier"], 1.0),
+        0.0,
     )
-    x["log_odds"] = _fracture_log_odds(p, _record(x, p, catalog), catalog)
+    x["recovering"] = (a >= 0) & ~active_a & (loss_a["spine"] > 1e-4)
+    x["record"] = _record(x, p, catalog)
+    x["record"]["heparin_unfractionated"] = np.asarray(
+        x["heparin_unfractionated"], bool
+    )
     return x
 
 
-def _solve_intercept(eta: np.ndarray, target: float) -> float:
-    """Intercept a with mean(expit(a + eta)) == target (safeguarded Newton)."""
-    lo, hi = -60.0, 60.0
-    a = _logit(target) - float(np.median(eta))
-    for _ in range(100):
-        prob = _expit(a + eta)
-        gap = float(prob.mean()) - target
-        if abs(gap) <= 1e-12 * max(target, 1e-12) * 1e3:
-            break
-        if gap > 0:
-            hi = a
-        else:
-            lo = a
-        slope = float((prob * (1 - prob)).mean())
-        step = a - gap / slope if slope > 0 else (lo + hi) / 2
-        a = step if lo < step < hi else (lo + hi) / 2
-    return a
+def _hazard_scale(x: dict, base: float, p: dict) -> np.ndarray:
+    """Her hazard multiplier: the setting's scale times the thrombophilia ratio."""
+    return base * np.where(x["thrombophilia"], p["fracture"]["thrombophilia_rr"], 1.0)
+
+
+def _draw_events(
+    kept: dict[str, np.ndarray],
+    e1: np.ndarray,
+    scale: np.ndarray,
+    rng: np.random.Generator,
+    p: dict,
+    refs: dict,
+) -> pd.DataFrame:
+    """Every fracture of the episode of the women who fracture: one row per event.
+
+    The first fracture is at the time her cumulative first-fracture hazard reaches
+    her Exp(1) draw; after it her hazards are multiplied by the subsequent-fracture
+    ratios and the later fractures are a Poisson process on the rest of the window.
+    The site of each event is drawn in proportion to the site hazards at that time;
+    a vertebral event fractures 1 + Poisson vertebrae.
+    """
+    f = p["fracture"]
+    rows = kept["row"]
+    t = kept["t"]
+    C1, Cr = kept["C1"], kept["Cr"]
+    site_haz = np.stack([kept["vertebral"], kept["hip"], kept["other"]], axis=-1)
+    idx = np.arange(rows.size)
+    s = scale[rows]
+    target = e1[rows] / s
+    j = (C1[:, 1:-1] <= target[:, None]).sum(axis=1)
+    dt = t[idx, j + 1] - t[idx, j]
+    rate = (C1[idx, j + 1] - C1[idx, j]) / np.where(dt > 0, dt, 1.0)
+    t1 = t[idx, j] + (target - C1[idx, j]) / np.where(rate > 0, rate, np.inf)
+    t1 = np.clip(t1, t[idx, j], t[idx, j + 1])
+    site1 = _pick_site(rng, site_haz[idx, j])
+    mean, sd = refs["ref_spine"]
+    z_points = (kept["base_spine"][:, None] * (1.0 - kept["L_spine"]) - mean) / sd
+    z1 = ep.value_at(z_points, t, t1)
+    # Later fractures: Poisson on (t1, 18] with the subsequent-fracture hazard.
+    cr1 = ep.value_at(Cr, t, t1)
+    n_more = rng.poisson(s * np.maximum(Cr[:, -1] - cr1, 0.0))
+    more = np.repeat(idx, n_more)
+    u = rng.uniform(cr1[more], Cr[more, -1])
+    j2 = (Cr[more, 1:-1] <= u[:, None]).sum(axis=1)
+    dt2 = t[more, j2 + 1] - t[more, j2]
+    rate2 = (Cr[more, j2 + 1] - Cr[more, j2]) / np.where(dt2 > 0, dt2, 1.0)
+    t2 = t[more, j2] + (u - Cr[more, j2]) / np.where(rate2 > 0, rate2, np.inf)
+    t2 = np.clip(t2, t[more, j2], t[more, j2 + 1])
+    ratio = np.array(
+        [
+            f["subsequent_vertebral_rr"],
+            f["subsequent_other_rr"],
+            f["subsequent_other_rr"],
+        ]
+    )
+    site2 = _pick_site(rng, site_haz[more, j2] * ratio)
+    z2 = ep.value_at(z_points[more], t[more], t2)
+    row = np.concatenate([rows, rows[more]])
+    month = np.concatenate([t1, t2])
+    order = np.lexsort((month, row))
+    row, month = row[order], month[order]
+    site = np.concatenate([site1, site2])[order]
+    first = np.concatenate([np.ones(rows.size, bool), np.zeros(more.size, bool)])[order]
+    z = np.concatenate([z1, z2])[order]
+    vertebral = site == 0
+    # More vertebrae fracture at once when the spine is weaker.
+    mean_v = f["vertebrae_per_event_poisson_mean"] * np.exp(
+        f["vertebrae_log_mean_per_sd"] * np.clip(f["vertebrae_reference_z"] - z, -3, 3)
+    )
+    n_vert = np.where(
+        vertebral, 1 + np.minimum(rng.poisson(mean_v), f["vertebrae_max"] - 1), 0
+    )
+    # A spine has only so many vertebrae: once she has vertebrae_max vertebral
+    # fractures a later vertebral event (a fractured vertebra collapsing further)
+    # counts one. The events themselves all stay: the oracle's hazard holds them.
+    starts = (
+        np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if row.size else starts_empty()
+    )
+    cum = np.cumsum(n_vert)
+    group = np.repeat(cum[starts] - n_vert[starts], np.diff(np.r_[starts, row.size]))
+    before = cum - n_vert - group
+    room = np.maximum(f["vertebrae_max"] - before, 0)
+    n_vert = np.where(vertebral, np.maximum(np.minimum(n_vert, room), 1), 0)
+    return pd.DataFrame(
+        {
+            "row": row,
+            "month": month,
+            "site": np.asarray(ep.SITES, dtype=object)[site],
+            "first": first,
+            "z_lumbar_spine": z,
+            "n_vertebrae": n_vert,
+            "n_fractures": np.where(vertebral, n_vert, 1),
+        }
+    )
+
+
+def starts_empty() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _pick_site(rng: np.random.Generator, haz: np.ndarray) -> np.ndarray:
+    cum = np.cumsum(haz, axis=1)
+    u = rng.random(haz.shape[0]) * cum[:, -1]
+    return (cum[:, :-1] <= u[:, None]).sum(axis=1)
+
+
+def _outcomes(events: pd.DataFrame, a: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The outcome after the assessment and the history before it, per row."""
+    rows = events["row"].to_numpy()
+    month = events["month"].to_numpy()
+    before = np.zeros(n, dtype=bool)
+    before[rows[month <= a[rows]]] = True
+    after = month > a[rows]
+    out = {
+        "fractured_this_episode": before,
+        "fracture": np.zeros(n, dtype=np.int64),
+        "fracture_month": np.full(n, ep.WINDOW_END),
+        "fracture_site": np.full(n, None, dtype=object),
+        "n_vertebral_fractures": np.zeros(n, dtype=np.int64),
+        "n_fractures": np.zeros(n, dtype=np.int64),
+    }
+    ar = rows[after]
+    if ar.size:
+        uniq, first = np.unique(ar, return_index=True)  # events are sorted by time
+        sub = events[after]
+        out["fracture"][uniq] = 1
+        out["fracture_month"][uniq] = sub["month"].to_numpy()[first]
+        out["fracture_site"][uniq] = sub["site"].to_numpy()[first]
+        out["n_vertebral_fractures"][uniq] = sub["n_vertebrae"].to_numpy()[first]
+        np.add.at(out["n_fractures"], ar, sub["n_fractures"].to_numpy())
+    return out
+
+
+# ------------------------------------------------------------- calibration
+
+
+def _episode_quantities(
+    x: dict, p: dict, catalog: Catalog, *, oracle: bool
+) -> tuple[dict, tuple, dict[str, Any]]:
+    """Course options and their cumulative hazards at unit scale for a draw."""
+    rec = x["record"]
+    course, anchor, options = _course_from_record(rec, p, None)
+    if not oracle:  # the course she lives only
+        rows = np.arange(rec["months_postpartum"].size)
+        options = (rows, x["full_rate_months"].astype(float), np.ones(rows.size))
+    return course, anchor, options
+
+
+@lru_cache(maxsize=4)
+def _reference(params_path: str, sha: str, setting: str) -> dict[str, np.ndarray]:
+    """Unit-scale hazards of a fixed reference draw (its own seed), per setting."""
+    p = _parse_params(Path(params_path).read_bytes(), params_path)[0]
+    cal = p["calibration"]
+    catalog = load_catalog()
+    rng = np.random.Generator(np.random.PCG64(cal["reference_seed"]))
+    n = int(cal["reference_n"])
+    x = _draw_core(rng, n, p, setting, catalog)
+    course, anchor, options = _episode_quantities(x, p, catalog, oracle=False)
+    a = course["a"]
+    lo, hi = p["prevalence"]["population_window_months"]
+    horizons = [ep.WINDOW_END - a, np.maximum(lo - a, 0.0), np.maximum(hi - a, 0.0)]
+    q = _paths(course, anchor, _site_refs(catalog), options, p, horizons, sites=True)
+    return {
+        "m": np.where(x["thrombophilia"], p["fracture"]["thrombophilia_rr"], 1.0),
+        "past": q["past"],
+        "first_end": q["first"][:, 0],
+        "sub_end": q["subsequent"][:, 0],
+        "site_share_vh": q["share_vh"],
+        "C1": q["C1_points"],
+    }
+
+
+def _solve(fun, target: float) -> float:
+    """log-scale ``s`` with ``fun(s) == target`` (``fun`` increasing in ``s``)."""
+    lo, hi = -40.0, 20.0
+    return float(brentq(lambda s: fun(s) - target, lo, hi, xtol=1e-10, rtol=1e-12))
 
 
 @lru_cache(maxsize=32)
-def _intercept(params_path: str, sha: str, setting: str, target: float) -> float:
-    """Intercept that gives ``target`` prevalence in a fixed reference draw.
+def _log_scale(params_path: str, sha: str, setting: str, target: float | None) -> float:
+    """The log hazard scale of a setting.
 
-    Solved once per parameters, setting and target on a draw with its own seed, so
-    the risk model (and the oracle) is the same whatever the caller's seed or n.
+    The population's is solved so that the share of episodes with a vertebral or hip
+    fracture in ``prevalence.population_window_months`` is ``prevalence.population``
+    (Kasahara 2024's definition); a ``target`` (the mean ``true_risk``: a fracture
+    after the assessment to the end of the window) moves it by a constant.
     """
     p = _parse_params(Path(params_path).read_bytes(), params_path)[0]
-    cal = p["calibration"]
-    rng = np.random.Generator(np.random.PCG64(cal["reference_seed"]))
-    core = _draw_core(rng, int(cal["reference_n"]), p, setting, load_catalog())
-    return _solve_intercept(core["log_odds"], target)
+    pop = _reference(params_path, sha, "population")
+
+    def incidence(s: float) -> float:
+        C = np.exp(s) * pop["m"][:, None] * pop["C1"]
+        S = np.exp(-C)
+        return float(((S[:, :-1] - S[:, 1:]) * pop["site_share_vh"]).sum(axis=1).mean())
+
+    alpha = _solve(incidence, float(p["prevalence"]["population"]))
+    if target is None:
+        return alpha
+    ref = pop if setting == "population" else _reference(params_path, sha, setting)
+
+    def mean_risk(s: float) -> float:
+        c = np.exp(s) * ref["m"]
+        s_past = np.exp(-c * ref["past"])
+        risk = (
+            1.0
+            - s_past * np.exp(-c * ref["first_end"])
+            - (1.0 - s_past) * np.exp(-c * ref["sub_end"])
+        )
+        return float(risk.mean())
+
+    return _solve(mean_risk, float(target))
 
 
-def _risk_from_record(
-    frame: Any,
-    params: str | Path | None = None,
+def expected_prevalence(
+    setting: str = "population",
     *,
-    setting: str = "referral",
     prevalence: float | None = None,
-) -> np.ndarray:
-    """``true_risk`` recomputed from the recorded columns of a clean frame alone.
+    params: str | Path | None = None,
+) -> float:
+    """The mean ``true_risk`` of a setting: the prevalence of ``fracture``.
 
-    Every field of ``_RISK_INPUTS`` must be observed (``missingness="none"``);
-    where one is missing the result is NaN or wrong. ``setting``, ``prevalence``
-    and ``params`` as given to :func:`generate_cohort`.
+    In the population the hazard is set from the episode incidence
+    (``prevalence.population``, Kasahara 2024's definition), so the binary outcome
+    after a random assessment is rarer than that: this is the number to
+    recalibrate a model to. With ``prevalence`` given it is that target.
+
+    Examples
+    --------
+    >>> 0 < expected_prevalence("population") < 4.6e-4
+    True
     """
+    _check_choice("setting", setting, SETTINGS)
     p, sha = _params_for(params)
     path = str(Path(params) if params is not None else default_params_path())
-    if prevalence is None:
-        prevalence = (
-            p["prevalence"]["population"]
-            if setting == "population"
-            else p["prevalence"]["referral_default"]
-        )
-    intercept = _intercept(path, sha, setting, float(prevalence))
-    return _expit(intercept + _fracture_log_odds(p, frame, load_catalog()))
+    if prevalence is None and setting == "referral":
+        prevalence = p["prevalence"]["referral_default"]
+    if prevalence is not None:
+        return float(prevalence)
+    ref = _reference(path, sha, setting)
+    c = _scale_for(params, setting, None) * ref["m"]
+    s_past = np.exp(-c * ref["past"])
+    risk = (
+        1.0
+        - s_past * np.exp(-c * ref["first_end"])
+        - (1.0 - s_past) * np.exp(-c * ref["sub_end"])
+    )
+    return float(risk.mean())
+
+
+def _scale_for(
+    params: str | Path | None, setting: str, prevalence: float | None
+) -> float:
+    p, sha = _params_for(params)
+    path = str(Path(params) if params is not None else default_params_path())
+    if prevalence is None and setting == "referral":
+        prevalence = p["prevalence"]["referral_default"]
+    target = None if prevalence is None else float(prevalence)
+    return float(np.exp(_log_scale(path, sha, setting, target)))
 
 
 # ---------------------------------------------------------------- 5. markers
 
 
 def _markers(rng: np.random.Generator, n: int, p: dict, x: dict) -> dict:
-    """Bone-turnover markers and hormones at the assessment (seed Table 1)."""
+    """Bone-turnover markers and hormones at the assessment ([@mishra2024, Table 1])."""
     m = p["markers"]
     t = x["months_postpartum"]
     preg = t < 0
@@ -940,6 +1468,7 @@ def _observed(
         seen[name] = panel & (rng.random(n) < o["marker_in_panel"][name])
     seen["vitamin_d_25oh"] = rng.random(n) < o["vitamin_d_rate"][setting]
     seen["genetic_variant"] = rng.random(n) < o["genetic_test_rate"][setting]
+    seen["heparin_unfractionated"] = seen["heparin"]
     return seen
 
 
@@ -961,14 +1490,19 @@ def _clean_frame(
     x: dict,
     markers: dict,
     seen: dict,
-    risk: np.ndarray,
-    fracture: np.ndarray,
+    outcome: dict[str, np.ndarray],
+    risks: np.ndarray,
     p: dict,
     catalog: Catalog,
+    outcomes: str,
 ) -> pd.DataFrame:
     out = p["output"]
-    n = len(risk)
-    values = {**x, **markers}
+    n = len(risks)
+    values = {
+        **x,
+        **markers,
+        **{k: outcome[k] for k in _EPISODE_INPUTS if k in outcome},
+    }
     for site in _SITES:
         values[f"bmd_{site}"] = x[f"bmd_{site}_latent"]
     ids = pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(out["id_digits"])
@@ -980,7 +1514,7 @@ def _clean_frame(
             mean, sd = site.bmd_reference  # type: ignore[misc]
             cols[name] = (cols[site.name] - mean) / sd  # NaN where BMD is missing
             continue
-        mask = seen[name]
+        mask = seen.get(name, np.ones(n, dtype=bool))
         if feat.dtype == "bool":
             cols[name] = pd.arrays.BooleanArray(
                 _recorded(feat, values, p, catalog), ~mask
@@ -992,8 +1526,20 @@ def _clean_frame(
             cols[name] = col
         else:
             cols[name] = np.where(mask, _recorded(feat, values, p, catalog), np.nan)
-    cols[OUTCOME_COLUMN] = fracture.astype(np.int64)
-    cols[ORACLE_COLUMN] = risk
+    for name in _EPISODE_INPUTS:  # proposed catalog fields, until the catalog has them
+        if name not in catalog:
+            mask = seen.get(name, np.ones(n, dtype=bool))
+            cols[name] = pd.arrays.BooleanArray(np.asarray(values[name], bool), ~mask)
+    cols[OUTCOME_COLUMN] = outcome["fracture"].astype(np.int64)
+    if outcomes == "all":
+        cols["fracture_month"] = outcome["fracture_month"]
+        cols["fracture_site"] = outcome["fracture_site"]
+        cols["n_vertebral_fractures"] = outcome["n_vertebral_fractures"]
+        cols["n_fractures"] = outcome["n_fractures"]
+    cols[ORACLE_COLUMN] = risks[:, 0]
+    if outcomes == "all":
+        for i, h in enumerate(HORIZONS, start=1):
+            cols[f"{ORACLE_COLUMN}_{h}m"] = risks[:, i]
     return pd.DataFrame(cols)
 
 
@@ -1005,32 +1551,58 @@ def _simulate(
     missingness: str = "none",
     seed: int = 0,
     params: str | Path | None = None,
+    outcomes: str = "all",
+    oracle: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
     """The clean cohort and the latent variables behind it.
 
     Returns the frame ``generate_cohort(..., style="clean")`` returns and a dict of
-    latent arrays (``bmd_<site>_baseline`` pre-pregnancy, ``bmd_<site>_delivery``,
-    ``bmd_<site>_nadir``, ``z_<site>_nadir``, ``lactation_total_months``,
-    ``exclusive_total_months``, ``log_odds``, ``intercept``...), unrounded and
-    unmasked. The latent nadir is the simulated one; the risk (``log_odds``) reads
-    only the recorded fields (``_fracture_log_odds``).
+    latent arrays: ``bmd_<site>_baseline`` (pre-pregnancy), ``bmd_<site>_latent``
+    (at the assessment, unrounded), the course (``lactation_total_months``,
+    ``full_rate_months``, ``amenorrhea_total_months``, ...), ``thrombophilia``,
+    ``record`` (what the oracle reads), ``events`` (one row per fracture of the
+    episode: ``row``, ``month``, ``site``, ``first``, ``n_vertebrae``,
+    ``n_fractures``, ``z_lumbar_spine`` at the fracture) and ``scale`` (the
+    setting's hazard scale). ``oracle=False`` skips the oracle (``true_risk`` NaN):
+    the episodes and their fractures are the same.
     """
-    p, sha = _params_for(params)
-    path = str(Path(params) if params is not None else default_params_path())
+    p, _ = _params_for(params)
     catalog = load_catalog()
-    if prevalence is None:
-        prevalence = (
-            p["prevalence"]["population"]
-            if setting == "population"
-            else p["prevalence"]["referral_default"]
-        )
-    intercept = _intercept(path, sha, setting, float(prevalence))
+    scale = _scale_for(params, setting, prevalence)
     core, marker_ss, observe_ss, outcome_ss, _ = np.random.SeedSequence(seed).spawn(
         _N_STREAMS
     )
     x = _draw_core(np.random.Generator(np.random.PCG64(core)), n, p, setting, catalog)
-    risk = _expit(intercept + x["log_odds"])
-    fracture = np.random.Generator(np.random.PCG64(outcome_ss)).random(n) < risk
+    rng_out = np.random.Generator(np.random.PCG64(outcome_ss))
+    e1 = rng_out.exponential(size=n)
+    course, anchor, options = _episode_quantities(x, p, catalog, oracle=oracle)
+    a = course["a"]
+    horizons = [ep.WINDOW_END - a] + [np.full(n, float(h)) for h in HORIZONS]
+    her_scale = _hazard_scale(x, scale, p)
+    q = _paths(
+        course,
+        anchor,
+        _site_refs(catalog),
+        options,
+        p,
+        horizons,
+        events={"K": x["full_rate_months"].astype(float), "scale": her_scale, "e1": e1},
+    )
+    events = _draw_events(q["kept"], e1, her_scale, rng_out, p, _site_refs(catalog))
+    outcome = _outcomes(events, a, n)
+    x["record"]["fractured_this_episode"] = outcome["fractured_this_episode"]
+    if oracle:
+        risks = _combine(
+            q,
+            options,
+            outcome["fractured_this_episode"],
+            course["heparin"],
+            scale,
+            p,
+            setting,
+        )
+    else:
+        risks = np.full((n, 1 + len(HORIZONS)), np.nan)
     markers = _markers(np.random.Generator(np.random.PCG64(marker_ss)), n, p, x)
     if missingness == "none":
         seen = {f.name: np.ones(n, dtype=bool) for f in catalog}
@@ -1038,8 +1610,10 @@ def _simulate(
         seen = _observed(
             np.random.Generator(np.random.PCG64(observe_ss)), n, p, setting, x, catalog
         )
-    df = _clean_frame(x, markers, seen, risk, fracture, p, catalog)
-    x["intercept"] = intercept
+    df = _clean_frame(x, markers, seen, outcome, risks, p, catalog, outcomes)
+    x["events"] = events
+    x["scale"] = scale
+    x["fractured_this_episode"] = outcome["fractured_this_episode"]
     return df, x
 
 
@@ -1238,26 +1812,32 @@ def generate_cohort(
     missingness: str = "realistic",
     seed: int = 0,
     params: str | Path | None = None,
+    outcomes: str = "all",
 ) -> pd.DataFrame:
     """Draw a synthetic PLO cohort from the structural model.
+
+    Each row is one pregnancy episode, lived month by month from the third
+    trimester to 18 months postpartum (BMD, fracture hazard, fractures) and
+    assessed once, at ``months_postpartum``: the inputs are what is known then.
 
     Parameters
     ----------
     n : int
-        Number of patients (rows before registry duplicates).
+        Number of episodes (rows before registry duplicates).
     setting : {"population", "referral"}, default="referral"
-        ``"population"``: all deliveries, real prevalence (4.6e-4). ``"referral"``:
-        women referred for bone assessment (lower bone mass, more risk factors),
-        enriched in fractures; their fracture log-odds is the population's shifted
-        by a constant (see ``DATASHEET.md``).
+        ``"population"``: all deliveries; the hazard is set so that 460 per million
+        have a vertebral or hip fracture from the third trimester to 12 months
+        postpartum (Kasahara 2024). ``"referral"``: women referred for bone
+        assessment (lower bone mass, more risk factors), enriched in fractures:
+        their hazard is the population's times a constant (DATASHEET.md).
     prevalence : float, default=None
-        Target prevalence (mean ``true_risk``); ``None`` uses the setting's default
-        from ``params.yaml`` (population 4.6e-4, referral 0.05).
+        Target mean ``true_risk`` (a fracture after the assessment, to the end of
+        the window); ``None``: the population's own level, or 0.05 in referral.
     style : {"clean", "registry"}, default="clean"
         ``"clean"``: catalog columns in canonical units, ready for
         :func:`plo_risk.schema.validate_frame`. ``"registry"``: the same cohort as a
         messy extract (other names, alternate units, duplicates, typos, a missing
-        block); the maps are in the ``registry`` section of ``params.yaml``.
+        block; the binary outcome and ``true_risk`` only).
     missingness : {"realistic", "none"}, default="realistic"
         ``"none"`` records every input (except the interpregnancy interval of a
         first birth, which does not exist).
@@ -1265,12 +1845,24 @@ def generate_cohort(
         Same seed, same frame.
     params : str or Path, default=None
         Another params YAML; ``None`` uses the shipped one.
+    outcomes : {"all", "binary"}, default="all"
+        ``"binary"`` leaves out the timing, site and count columns and the
+        horizon risks (the first wave's shape plus the episode inputs).
 
     Returns
     -------
     pandas.DataFrame
-        ``patient_id``, the catalog fields in catalog order, ``fracture`` (0/1) and
-        ``true_risk`` (the generator's probability of fracture for the row).
+        ``patient_id``; the catalog fields in catalog order; the episode inputs
+        not yet in the catalog (``heparin_unfractionated``,
+        ``fractured_this_episode``: a fracture in this episode before the
+        assessment); ``fracture`` (0/1: a fracture after the assessment, to 18
+        months postpartum); ``fracture_month`` (months postpartum of that first
+        fracture; 18 when censored at the end of the window), ``fracture_site``
+        (``"vertebral"``, ``"hip"``, ``"other"``; None), ``n_vertebral_fractures``
+        (vertebrae fractured in it), ``n_fractures`` (all fractures after the
+        assessment); ``true_risk`` (the oracle's probability of ``fracture``) and
+        ``true_risk_3m``, ``_6m``, ``_12m`` (a fracture within 3, 6, 12 months of
+        the assessment, within the window).
 
     Raises
     ------
@@ -1281,14 +1873,15 @@ def generate_cohort(
     --------
     >>> from plo_risk.data.synthetic import generate_cohort
     >>> df = generate_cohort(5, setting="population", seed=1)
-    >>> df.shape
-    (5, 49)
     >>> df["patient_id"].tolist()[:2]
     ['P0000001', 'P0000002']
     >>> bool(df["true_risk"].between(0, 1).all())
     True
+    >>> bool((df["true_risk_3m"] <= df["true_risk_12m"]).all())
+    True
     """
     _check_args(n, setting, prevalence, style, missingness, seed, params)
+    _check_choice("outcomes", outcomes, OUTCOMES)
     df, _ = _simulate(
         int(n),
         setting=setting,
@@ -1296,6 +1889,7 @@ def generate_cohort(
         missingness=missingness,
         seed=int(seed),
         params=params,
+        outcomes=outcomes if style == "clean" else "binary",
     )
     if style == "registry":
         p, _ = _params_for(params)
@@ -1304,6 +1898,240 @@ def generate_cohort(
             df, np.random.Generator(np.random.PCG64(registry_ss)), p, load_catalog()
         )
     return df
+
+
+def _oracle_record(frame: Any) -> dict[str, np.ndarray]:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            f"counterfactual_risk needs a pandas DataFrame; got {type(frame).__name__}"
+        )
+    need = list(_ORACLE_INPUTS) + list(_EPISODE_INPUTS)
+    absent = [c for c in need if c not in frame.columns]
+    if absent:
+        raise ValueError(
+            "counterfactual_risk needs the oracle's inputs; the frame lacks "
+            + ", ".join(absent)
+        )
+    missing = [c for c in need if frame[c].isna().any()]
+    if missing:
+        raise ValueError(
+            "counterfactual_risk needs every oracle input recorded (a frame from "
+            "generate_cohort(..., missingness='none')); missing values in "
+            + ", ".join(missing)
+        )
+    rec = {c: frame[c].to_numpy() for c in need}
+    for c in ("vitamin_d_supplement", "calcium_supplement"):
+        if c in frame.columns:
+            rec[c] = frame[c].to_numpy()
+    return rec
+
+
+def counterfactual_risk(
+    frame: pd.DataFrame,
+    changes: dict[str, Any] | None = None,
+    horizon_months: float | np.ndarray | None = None,
+    *,
+    setting: str = "referral",
+    prevalence: float | None = None,
+    params: str | Path | None = None,
+) -> pd.Series:
+    """The oracle's risk of a fracture after the assessment, under an intervention.
+
+    The true probability of a fragility fracture within ``horizon_months`` of the
+    assessment (and within the window, to 18 months postpartum) if, from the
+    assessment on, ``changes`` were made. The history before the assessment stays
+    as recorded: an intervention cannot undo bone already lost. With no changes
+    this is the oracle's risk at any horizon (``true_risk`` for the horizon to the
+    end of the window, exactly). The latent thrombophilia keeps its posterior given
+    the factual record (her heparin, whether she has fractured): the intervention
+    does not change who she is.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows as :func:`generate_cohort` returns them with every oracle input
+        recorded (``missingness="none"``).
+    changes : dict, default=None
+        Field -> new value (a scalar, or one value per row), from the assessment on:
+        ``breastfeeding_now=False`` (stop now), ``lactation_planned_months``,
+        ``lactation_exclusive=False``, ``vitamin_d_25oh``, ``vitamin_d_supplement``,
+        ``calcium_intake_mg_day``, ``calcium_supplement``, ``smoking=False``,
+        ``alcohol_units_day``, ``bmi``, ``physical_activity_hours_week`` (before
+        pregnancy: no effect), ``heparin=False`` (stopped now),
+        ``heparin_unfractionated=False`` (switched to LMWH now).
+    horizon_months : float or array, default=None
+        Months after the assessment; ``None``: to the end of the window.
+    setting, prevalence, params
+        As given to :func:`generate_cohort` for the frame.
+
+    Returns
+    -------
+    pandas.Series
+        The risk per row, on the frame's index.
+
+    Raises
+    ------
+    InterventionError
+        For an unknown field or an impossible change (restart breastfeeding, start
+        smoking).
+    ValueError
+        If an oracle input is absent or missing.
+
+    Examples
+    --------
+    >>> df = generate_cohort(200, missingness="none", seed=3)
+    >>> same = counterfactual_risk(df)
+    >>> bool((same.to_numpy() == df["true_risk"].to_numpy()).all())
+    True
+    >>> weaned = counterfactual_risk(df, {"breastfeeding_now": False})
+    >>> bool((weaned <= same + 1e-12).all())
+    True
+    """
+    _check_choice("setting", setting, SETTINGS)
+    rec = _oracle_record(frame)
+    p, _ = _params_for(params)
+    catalog = load_catalog()
+    scale = _scale_for(params, setting, prevalence)
+    course, anchor, options = _course_from_record(rec, p, changes)
+    a = course["a"]
+    n = a.size
+    if horizon_months is None:
+        h = ep.WINDOW_END - a
+    else:
+        h = np.broadcast_to(np.asarray(horizon_months, dtype=float), (n,)).copy()
+        if (h < 0).any() or np.isnan(h).any():
+            raise ValueError("horizon_months must be >= 0")
+    q = _paths(course, anchor, _site_refs(catalog), options, p, [h])
+    fractured = _col(rec, "fractured_this_episode", bool)
+    risk = _combine(q, options, fractured, course["heparin"], scale, p, setting)[:, 0]
+    return pd.Series(risk, index=frame.index, name="risk")
+
+
+def oracle_risk(
+    frame: pd.DataFrame,
+    horizon_months: float | np.ndarray | None = None,
+    *,
+    setting: str = "referral",
+    prevalence: float | None = None,
+    params: str | Path | None = None,
+) -> pd.Series:
+    """The oracle's cumulative risk at any horizon: :func:`counterfactual_risk`
+    with no change."""
+    return counterfactual_risk(
+        frame,
+        None,
+        horizon_months,
+        setting=setting,
+        prevalence=prevalence,
+        params=params,
+    )
+
+
+@dataclass(frozen=True)
+class EpisodeHistories:
+    """Whole episodes with every fracture, for checks against the literature.
+
+    Attributes
+    ----------
+    episodes : pandas.DataFrame
+        One row per episode: ``patient_id``, the recorded fields (every input
+        observed), ``age_delivery``, ``lactation_total_months`` (she weans then),
+        ``thrombophilia`` (latent) and the episode's first fracture
+        (``first_fracture_month``, ``first_fracture_site``,
+        ``z_lumbar_spine_at_first_fracture``, NaN when none), ``n_fractures``
+        (all fractures in the window, each vertebra counted), ``n_vertebral``.
+    events : pandas.DataFrame
+        One row per fracture event: ``patient_id``, ``month``, ``site``, ``first``,
+        ``n_vertebrae``, ``n_fractures``, ``z_lumbar_spine``.
+    setting : str
+    seed : int
+    """
+
+    episodes: pd.DataFrame
+    events: pd.DataFrame
+    setting: str
+    seed: int
+
+
+def episode_histories(
+    n: int,
+    *,
+    setting: str = "population",
+    seed: int = 0,
+    params: str | Path | None = None,
+) -> EpisodeHistories:
+    """Generate ``n`` episodes with their whole event histories (no oracle).
+
+    Examples
+    --------
+    >>> h = episode_histories(1000, seed=2)
+    >>> len(h.episodes)
+    1000
+    """
+    _check_args(n, setting, None, "clean", "none", seed, params)
+    df, x = _simulate(
+        int(n),
+        setting=setting,
+        missingness="none",
+        seed=int(seed),
+        params=params,
+        outcomes="binary",
+        oracle=False,
+    )
+    ids = df[ID_COLUMN].to_numpy()
+    ev = x["events"].copy()
+    ev.insert(0, ID_COLUMN, ids[ev.pop("row").to_numpy()])
+    rows = np.searchsorted(ids, ev[ID_COLUMN].to_numpy())
+    episodes = df.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN])
+    episodes["age_delivery"] = x["age_delivery"]
+    episodes["lactation_total_months"] = x["lactation_total_months"]
+    episodes["thrombophilia"] = x["thrombophilia"]
+    first = ev[ev["first"].to_numpy()]
+    fr = np.searchsorted(ids, first[ID_COLUMN].to_numpy())
+    for col, src in (
+        ("first_fracture_month", "month"),
+        ("z_lumbar_spine_at_first_fracture", "z_lumbar_spine"),
+    ):
+        v = np.full(len(df), np.nan)
+        v[fr] = first[src].to_numpy()
+        episodes[col] = v
+    site = np.full(len(df), None, dtype=object)
+    site[fr] = first["site"].to_numpy()
+    episodes["first_fracture_site"] = site
+    total = np.zeros(len(df), dtype=np.int64)
+    np.add.at(total, rows, ev["n_fractures"].to_numpy())
+    vert = np.zeros(len(df), dtype=np.int64)
+    np.add.at(vert, rows, ev["n_vertebrae"].to_numpy())
+    episodes["n_fractures"] = total
+    episodes["n_vertebral"] = vert
+    return EpisodeHistories(episodes, ev.reset_index(drop=True), setting, int(seed))
+
+
+def reference_check(
+    cohort: EpisodeHistories | None = None,
+    *,
+    n: int = 3_000_000,
+    seed: int = 20240627,
+    params: str | Path | None = None,
+    literature: str | Path | None = None,
+) -> Scorecard:
+    """Check the generator against the published PLO statistics.
+
+    Generates ``n`` population episodes (unless ``cohort`` is given), applies each
+    statistic's own case definition (``plo_risk/data/plo_literature.yaml``) and
+    scores the simulated value against the published one: the tolerance is the
+    published 95% interval (Wilson for proportions, mean +- 1.96 SE) widened by 1.5;
+    the standardized deviation is (simulated - published) / the combined SE. The
+    generator never reads the table.
+
+    Returns
+    -------
+    Scorecard
+        ``str()`` prints it; ``to_frame()``, ``to_html()``.
+    """
+    if cohort is None:
+        cohort = episode_histories(n, setting="population", seed=seed, params=params)
+    return check_statistics(cohort.episodes, cohort.events, load_literature(literature))
 
 
 def write_sample(path: str | Path | None = None) -> Path:
@@ -1334,6 +2162,49 @@ def write_sample(path: str | Path | None = None) -> Path:
     df = generate_cohort(SAMPLE_ROWS, setting="referral", style="clean", seed=0)
     df.to_csv(path, index=False)
     return path
+
+
+#: The committed scorecard of :func:`reference_check` at its defaults.
+REFERENCE_CHECK_PATH = Path("data") / "synthetic" / "reference_check.json"
+
+
+def _generator_fingerprint(params: str | Path | None = None) -> str:
+    """sha256 of the parameter file and the literature table the check uses."""
+    digest = hashlib.sha256(Path(params or default_params_path()).read_bytes())
+    digest.update(Path(default_literature_path()).read_bytes())
+    return digest.hexdigest()
+
+
+def write_reference_check(
+    path: str | Path | None = None, *, n: int = 3_000_000, seed: int = 20240627
+) -> Scorecard:
+    """Run :func:`reference_check` and write its scorecard as JSON (the model card
+    shows the committed one; ``tests/test_reference_check.py`` checks it is the
+    generator's). ``None`` writes ``data/synthetic/reference_check.json``."""
+    card = reference_check(n=n, seed=seed)
+    card = Scorecard(
+        card.rows,
+        card.n_episodes,
+        card.n_cases,
+        {
+            **card.meta,
+            "n": n,
+            "seed": seed,
+            "fingerprint": _generator_fingerprint(),
+            "command": "plo-risk reference-check --write",
+        },
+    )
+    out = Path(path) if path is not None else REPO_ROOT / REFERENCE_CHECK_PATH
+    out.write_text(card.to_json() + "\n", encoding="utf-8")
+    return card
+
+
+def shipped_reference_check() -> tuple[Scorecard, bool]:
+    """The committed scorecard, and whether it is of the current generator (the
+    parameters and the literature table it was computed from are unchanged)."""
+    path = shipped_file("reference_check.json", REFERENCE_CHECK_PATH)
+    card = Scorecard.from_json(Path(path).read_text(encoding="utf-8"))
+    return card, card.meta.get("fingerprint") == _generator_fingerprint()
 
 
 if __name__ == "__main__":

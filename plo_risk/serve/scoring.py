@@ -75,9 +75,11 @@ from rich.progress import (
 from plo_risk.data.schema import (
     ID_COLUMN,
     OUTCOME_COLUMN,
+    OUTCOME_COLUMNS,
     PASSTHROUGH_COLUMNS,
     ValidationError,
     check_units,
+    is_outcome_column,
     validate_frame,
 )
 from plo_risk.serve.risk_model import PreparedFrame, RiskModel
@@ -854,8 +856,8 @@ def _check_columns(
     absent, or a column that is not a catalog field (a misspelled field would
     be scored as missing in every row). Returns the columns ignored on request."""
     where = ", ".join(map(str, src.files))
-    known = [*model.catalog.names, *PASSTHROUGH_COLUMNS]
-    unknown = [c for c in columns if c not in known]
+    known = [*model.catalog.names, *PASSTHROUGH_COLUMNS, *OUTCOME_COLUMNS]
+    unknown = [c for c in columns if c not in known and not is_outcome_column(c)]
     if unknown and unknown_columns == "error":
         lines = []
         for c in unknown[:20]:

@@ -76,10 +76,10 @@ Examples
 --------
 >>> from plo_risk.data.ingest import ingest
 >>> from plo_risk.data.synthetic import generate_cohort
->>> extract = generate_cohort(300, style="registry", seed=1)
+>>> extract = generate_cohort(500, style="registry", seed=1)
 >>> result = ingest(extract)          # the shipped mapping
 >>> len(result.frame), result.quality.duplicates["n_rows_removed"] > 0
-(300, True)
+(500, True)
 """
 
 from __future__ import annotations
