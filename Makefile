@@ -25,16 +25,22 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/plo-risk demo
 
-# The model-card test renders the report in Debian's chromium (driven by playwright;
-# no browser download): installed when missing if we are root with apt-get.
+# The model-card and web-page tests run in Debian's chromium (driven by playwright;
+# no browser download), the page's accessibility check with axe-core (npm, from
+# tests/web/package-lock.json): both installed when missing if we are root with
+# apt-get.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "chromium is missing: install it with 'sudo apt-get install chromium'" \
-	      "(or set PLO_RISK_SKIP_BROWSER=1 to skip the browser test)"; \
-	  fi; }
+	    echo "missing:$$missing: install with 'sudo apt-get install$$missing'" \
+	      "(or set PLO_RISK_SKIP_BROWSER=1 to skip the browser tests)"; \
+	  fi; \
+	fi
 
 # The dependency floors of pyproject.toml, each installed at exactly that version
 # (tests/lower_bounds/floors.py), and a smoke test of every capability against them.

@@ -29,13 +29,20 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from plo_risk import training
+from plo_risk import training, web
 from plo_risk.data.catalog import catalog_markdown, load_catalog
 from plo_risk.data.ingest import RegistryError
 from plo_risk.data.ingest import ingest as run_ingest
 from plo_risk.data.schema import ValidationError, validate_frame
-from plo_risk.data.synthetic import MISSINGNESS, STYLES, generate_cohort
+from plo_risk.data.synthetic import (
+    MISSINGNESS,
+    STYLES,
+    generate_cohort,
+    shipped_reference_check,
+    write_reference_check,
+)
 from plo_risk.data.synthetic import SETTINGS as COHORT_SETTINGS
+from plo_risk.data.synthetic import reference_check as run_reference_check
 from plo_risk.evaluate.external import external_validation
 from plo_risk.model.bundle import BundleError
 from plo_risk.report import SEED_CASE, metric_label, model_card
@@ -48,7 +55,7 @@ app = typer.Typer(
     help="Explained fracture risk in pregnancy- and lactation-associated "
     "osteoporosis (PLO): synthetic cohorts, registry ingestion, training and "
     "comparison tracked in MLflow, one patient's assessment, batch scoring, the "
-    "model card.",
+    "model card, the clinician's web page.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -375,7 +382,11 @@ def _leaderboard_table(result) -> Table:
         table.add_column(title, justify="right", no_wrap=True)
     for _, row in board.iterrows():
         r = row.to_dict()
-        cells = [str(r["model"]) + (" *" if r["model"] == result.champion else "")]
+        # the champion's mark on the cell's second line, so that a long model
+        # name does not push the table past 80 columns
+        cells = [
+            str(r["model"]) + ("\n* champion" if r["model"] == result.champion else "")
+        ]
         for _title, key, digits, scale in columns:
             cells.append(
                 _ci_cell(
@@ -389,7 +400,7 @@ def _leaderboard_table(result) -> Table:
         table.add_row(*cells)
     table.caption = (
         f"estimate over its 95% bootstrap interval; sorted by {metric}; "
-        "* champion; all metrics: CompareResult.leaderboard() or the MLflow runs"
+        "all metrics: CompareResult.leaderboard() or the MLflow runs"
     )
     return table
 
@@ -911,10 +922,12 @@ def demo(
         quiet,
     ):
         champion = RiskModel.load(f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}")
+        champion.save(out_dir / "champion", overwrite=True)
         assessment = champion.assess(patient)
         path = out_dir / "assessment.json"
         path.write_text(json.dumps(assessment.to_dict(), indent=2))
     outputs["one patient's assessment"] = str(path)
+    outputs["champion bundle (for plo-risk serve)"] = str(out_dir / "champion")
     console.print(str(assessment), soft_wrap=True, highlight=False)
 
     with _step("writing the model card (TRIPOD+AI) on the held-out cohort", quiet):
@@ -947,12 +960,8 @@ def demo(
     if not quiet:
         console.print(f"  {summary}", soft_wrap=True, highlight=False)
         top = summary.read().nlargest(1, "risk").iloc[0]
-        record = (
-            population.loc[int(top["row"])]
-            .drop(labels=["patient_id", "fracture", "true_risk"], errors="ignore")
-            .dropna()
-            .to_dict()
-        )
+        inputs = [c for c in population.columns if c in champion.catalog]
+        record = population.loc[int(top["row"]), inputs].dropna().to_dict()
         highest = population_model.assess(record)
         factors = "; ".join(f.describe() for f in highest.top_factors(2))
         console.print(
@@ -978,6 +987,13 @@ def demo(
         f"version {result.champion_version})"
     )
 
+    scorecard, current = shipped_reference_check()
+    outputs["generator against published PLO statistics"] = (
+        f"{scorecard.summary()} (data/synthetic/reference_check.json"
+        + ("" if current else "; stale: run plo-risk reference-check --write")
+        + ")"
+    )
+
     console.print("\n[bold]plo-risk demo: where everything is[/]")
     for name, where in outputs.items():
         console.print(f"  {name}: {where}", soft_wrap=True, highlight=False)
@@ -986,6 +1002,160 @@ def demo(
         soft_wrap=True,
         highlight=False,
     )
+    console.print(
+        "  open the clinician page: plo-risk serve --model "
+        f"{out_dir / 'champion'} --card {card.path}, then http://127.0.0.1:8000/",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@app.command("reference-check")
+def reference_check_cmd(
+    n: Annotated[
+        int, typer.Option(help="Population episodes to simulate.")
+    ] = 3_000_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 20240627,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Also write the scorecard to data/synthetic/reference_check.json "
+            "(the one the model card shows).",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
+) -> None:
+    """Check the generator against published PLO statistics: the scorecard.
+
+    Simulates --n population episodes, applies each statistic's own case
+    definition (plo_risk/data/plo_literature.yaml, with its sources) and prints
+    published value, simulated value, tolerance, standardized deviation and
+    pass/fail. Exit status 1 when fewer than 80% pass or one is beyond 3 SD.
+    """
+    if n < 1000:
+        _fail(f"--n {n}: too few episodes for the check; use at least 1000")
+    with _step(f"simulating {n:,} population episodes", quiet):
+        if write:
+            card = write_reference_check(n=n, seed=seed)
+        else:
+            card = run_reference_check(n=n, seed=seed)
+    console.print(str(card), soft_wrap=True, highlight=False)
+    if write:
+        console.print("written to data/synthetic/reference_check.json")
+    if not card.acceptable:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind; any but loopback needs --token-file."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the access token (16+ characters)."),
+    ] = None,
+    audit_log: Annotated[
+        Path, typer.Option(help="The hash-chained audit log (JSON lines).")
+    ] = Path("plo-risk-audit") / "audit.jsonl",
+    audit_key_file: Annotated[
+        Path | None,
+        typer.Option(help="Key for the records' MACs (created when missing)."),
+    ] = None,
+    keep_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--keep-inputs",
+            help="Log each patient's inputs too, so `audit replay` can recompute "
+            "the outputs (off: only a keyed hash of them).",
+        ),
+    ] = False,
+    card: Annotated[
+        Path | None, typer.Option(help="A model card HTML to serve at /model-card.")
+    ] = None,
+) -> None:
+    """The clinician's web page: a form, the explained result, an audit trail.
+
+    Opens http://HOST:PORT/ (on this machine: http://127.0.0.1:8000/). Every
+    assessment is appended to --audit-log; check it with `plo-risk audit verify`.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    console.print(
+        f"plo-risk web page: http://{host}:{port}/ (audit log {audit_log}); "
+        "stop with Ctrl+C",
+        soft_wrap=True,
+        highlight=False,
+    )
+    try:
+        web.serve(
+            model,
+            host=host,
+            port=port,
+            token_file=token_file,
+            audit_log=audit_log,
+            audit_key_file=audit_key_file,
+            keep_inputs=keep_inputs,
+            card=card,
+        )
+    except web.AccessError as exc:
+        _fail(str(exc))
+    except (BundleError, FileNotFoundError, ValueError, web.AuditError) as exc:
+        _fail(f"--model {model}: {exc}")
+
+
+audit_app = typer.Typer(
+    help="Check the web page's audit log: intact (verify) and reproducible (replay).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+AUDIT_LOG_OPTION = typer.Option(help="The audit log (JSON lines).")
+KEY_OPTION = typer.Option(help="The audit key file: also checks each record's MAC.")
+
+
+def _audit_key(key_file: Path | None) -> bytes | None:
+    if key_file is None:
+        return None
+    try:
+        return web.read_key(key_file)
+    except (OSError, ValueError, web.AuditError) as exc:
+        _fail(f"--key-file {key_file}: {exc}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Annotated[Path, AUDIT_LOG_OPTION] = Path("plo-risk-audit") / "audit.jsonl",
+    key_file: Annotated[Path | None, KEY_OPTION] = None,
+) -> None:
+    """Every record intact, in order, none missing; exit 1 naming each problem."""
+    try:
+        result = web.verify(log, key=_audit_key(key_file))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(str(result), soft_wrap=True, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("replay")
+def audit_replay(
+    log: Annotated[Path, AUDIT_LOG_OPTION] = Path("plo-risk-audit") / "audit.jsonl",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    key_file: Annotated[Path | None, KEY_OPTION] = None,
+) -> None:
+    """Recompute every logged output whose inputs were kept; exit 1 on a difference."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        result = web.replay(log, model, key=_audit_key(key_file))
+    except (FileNotFoundError, BundleError) as exc:
+        _fail(str(exc))
+    console.print(str(result), soft_wrap=True, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def _corrupted(df, *, rate: float, seed: int):

@@ -37,7 +37,12 @@ from sklearn.model_selection import train_test_split
 
 from plo_risk.data.catalog import load_catalog
 from plo_risk.data.reference import reference_values
-from plo_risk.data.schema import ID_COLUMN, OUTCOME_COLUMN, validate_frame
+from plo_risk.data.schema import (
+    ID_COLUMN,
+    OUTCOME_COLUMN,
+    OUTCOME_DEFINITION,
+    validate_frame,
+)
 from plo_risk.data.synthetic import generate_cohort
 from plo_risk.evaluate import metrics as metric_functions
 from plo_risk.evaluate.metrics import (
@@ -71,6 +76,7 @@ from plo_risk.utils.config import (
     read_yaml_file,
     unknown_key_problem,
 )
+from plo_risk.utils.resources import shipped_file
 
 __all__ = [
     "CHAMPION_ALIAS",
@@ -379,6 +385,7 @@ def load_experiment(config: str | Path | Mapping[str, Any] | Experiment) -> Expe
         return config
     source_file = None
     if isinstance(config, (str, Path)):
+        config = _experiment_file(config)
         raw = read_yaml_file(config, "experiment file")
         where = source_file = str(config)
     else:
@@ -388,6 +395,27 @@ def load_experiment(config: str | Path | Mapping[str, Any] | Experiment) -> Expe
         exp = exp.model_copy(update={"name": Path(source_file).stem})
     exp._source_file = source_file
     return exp
+
+
+#: The experiments shipped with the package (``training/<name>.yaml``).
+SHIPPED_EXPERIMENTS = ("baseline", "compare")
+
+
+def _experiment_file(config: str | Path) -> str | Path:
+    """A path as given, or the shipped experiment of that name: ``compare`` (or
+    ``training/compare.yaml`` run from outside the clone) is the package's copy."""
+    path = Path(config)
+    if path.is_file():
+        return config
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    bare = path.parent in (Path("."), Path("training")) and path.suffix in (
+        "",
+        ".yaml",
+        ".yml",
+    )
+    if bare and name in SHIPPED_EXPERIMENTS:
+        return shipped_file(f"training/{name}.yaml", f"training/{name}.yaml")
+    return config
 
 
 # ----------------------------------------------------------------------- data
@@ -759,6 +787,8 @@ def _log_model_run(
             "run_id": mlflow.active_run().info.run_id,
             "params": params,
             "reference": reference_values(train.X),
+            "training_description": train.description,
+            "outcome": OUTCOME_DEFINITION,
         },
     )
     with warnings.catch_warnings():

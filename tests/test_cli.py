@@ -433,3 +433,25 @@ def test_compare_in_a_log_says_each_step_and_that_it_is_still_running(
     ):
         assert step in text, step
     assert "… still " in text  # the heartbeat between steps
+
+
+def test_reference_check_prints_the_scorecard_and_refuses_too_few(monkeypatch):
+    small = runner.invoke(app, ["reference-check", "--n", "10"])
+    assert small.exit_code == 2 and "at least 1000" in small.output
+    result = runner.invoke(app, ["reference-check", "--n", "20000", "--quiet"])
+    # 20,000 episodes hold a handful of cases: the verdict may go either way,
+    # but the table and its verdict are printed and the exit status follows it
+    from plo_risk.data.synthetic import reference_check
+
+    card = reference_check(n=20000, seed=20240627)
+    assert "statistics within tolerance" in result.output
+    assert str(card).splitlines()[-1] in result.output
+    assert result.exit_code == (0 if card.acceptable else 1)
+
+
+def test_the_committed_reference_check_is_current():
+    from plo_risk.data.synthetic import shipped_reference_check
+
+    card, current = shipped_reference_check()
+    assert current, "run: plo-risk reference-check --write"
+    assert card.acceptable and card.n_episodes >= 1_000_000

@@ -112,7 +112,12 @@ def card_numbers(text: str) -> dict[str, list[str]]:
     """The numbers of each card section, in reading order (plots and the
     generation time left out; the TRIPOD+AI checklist holds item ids, not numbers)."""
     text = re.sub(r'src="data:image/png;base64,[^"]*"', "", text)
-    text = re.sub(r"generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", text)
+    # dates and times (the card's, the model's creation) change every day
+    text = re.sub(
+        r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?(?: ?UTC|Z|[+-]\d\d:\d\d)?",
+        "",
+        text,
+    )
     out = {}
     for anchor, body in re.findall(
         r'<section id="([\w-]+)">(.*?)</section>', text, flags=re.S
