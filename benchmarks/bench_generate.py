@@ -5,7 +5,7 @@ to 18 months postpartum (BMD, hazards, fractures, the oracle's risk at 3, 6, 12
 months and to the end of the window), and prints seconds and rows/s: once cold (the
 first call of a setting also solves its hazard scale on the reference draw) and once
 warm. In the same run it times the first wave's generator (one 0/1 outcome per
-episode), kept frozen as ``plo_risk.data._synthetic_v1.generate_cohort_v1``, and
+episode), kept frozen as ``benchmarks/v1/synthetic_v1.py``, and
 prints the ratio. Aim (issue 16): 1,000,000 episodes with event histories in under
 15 s.
 
@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from plo_risk.data._synthetic_v1 import generate_cohort_v1
+from v1.synthetic_v1 import generate_cohort_v1
+
 from plo_risk.data.synthetic import generate_cohort
 
 

@@ -29,6 +29,7 @@ from plo_risk.report import (
     tripod_checklist,
 )
 from plo_risk.serve import RiskModel
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}
 # One thread: xgboost's OpenMP threads spin-wait when other processes share the
@@ -50,17 +51,6 @@ TRIPOD_IDS = (
     "12f 12g 13 14 15 16 17 18a 18b 18c 18d 18e 18f 19 20a 20b 20c 21 22 23a 23b "
     "24 25 26 27a 27b 27c"
 ).split()
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 runner = CliRunner()
 

@@ -34,21 +34,11 @@ from plo_risk.model.zoo import make_model
 from plo_risk.report import SEED_CASE
 from plo_risk.serve import RiskModel
 from plo_risk.web import replay, verify
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
 WEB_TESTS = REPO / "tests" / "web"
 AXE = WEB_TESTS / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The form's ids for the seed case (Mishra et al. 2024, Table 3 row 9).
 SEED_FORM = {
     "#age_years": "35",

@@ -24,7 +24,7 @@ columns (data/synthetic/DATASHEET.md):
 
 Every number comes from ``data/synthetic/params.yaml``, where each parameter carries
 its source. The first wave's generator (one 0/1 outcome per episode, drawn once) is
-kept frozen in :mod:`plo_risk.data._synthetic_v1` for benchmarks.
+kept frozen in ``benchmarks/v1/synthetic_v1.py`` for the speed benchmark.
 """
 
 from __future__ import annotations
@@ -673,6 +673,15 @@ def _col(rec: Any, name: str, dtype: Any = float) -> np.ndarray:
     return v.astype(float)
 
 
+def _switched(
+    rec: dict[str, Any], changes: dict[str, Any], name: str, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A yes/no intervention: (on after the change, on before it) per row."""
+    on = np.asarray(_broadcast(changes[name], n, name), dtype=bool)
+    was = _col(rec, name, bool) if name in rec else np.zeros(n, bool)
+    return on, was
+
+
 def _broadcast(value: Any, n: int, name: str) -> np.ndarray:
     v = np.asarray(value)
     if v.ndim == 0:
@@ -769,15 +778,7 @@ def _course_from_record(
     vitd = _col(rec, "vitamin_d_25oh")
     vitd_f = vitd.copy()
     if "vitamin_d_supplement" in changes:
-        on = np.asarray(
-            _broadcast(changes["vitamin_d_supplement"], n, "vitamin_d_supplement"),
-            dtype=bool,
-        )
-        was = (
-            _col(rec, "vitamin_d_supplement", bool)
-            if "vitamin_d_supplement" in rec
-            else np.zeros(n, bool)
-        )
+        on, was = _switched(rec, changes, "vitamin_d_supplement", n)
         factor = nu["vitamin_d_supplement_factor"]
         vitd_f = np.where(
             on & ~was, vitd * factor, np.where(~on & was, vitd / factor, vitd)
@@ -789,15 +790,7 @@ def _course_from_record(
     calcium = _col(rec, "calcium_intake_mg_day")
     calcium_f = calcium.copy()
     if "calcium_supplement" in changes:
-        on = np.asarray(
-            _broadcast(changes["calcium_supplement"], n, "calcium_supplement"),
-            dtype=bool,
-        )
-        was = (
-            _col(rec, "calcium_supplement", bool)
-            if "calcium_supplement" in rec
-            else np.zeros(n, bool)
-        )
+        on, was = _switched(rec, changes, "calcium_supplement", n)
         tab = nu["calcium_supplement_mg"]
         calcium_f = np.where(
             on & ~was,

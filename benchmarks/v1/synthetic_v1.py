@@ -4,7 +4,7 @@ Kept only so that ``benchmarks/bench_generate.py`` can compare the throughput of
 event-history generator (:mod:`plo_risk.data.synthetic`) with it in the same run:
 ``generate_cohort_v1(n, ...)`` takes the arguments of the first wave's
 ``generate_cohort``. Its parameters are the first wave's, frozen in
-``_synthetic_v1_params.yaml`` beside this file (their sources are in the first
+``synthetic_v1_params.yaml`` beside this file (their sources are in the first
 wave's format). Nothing else in the package uses it.
 """
 
@@ -72,7 +72,7 @@ class ParamsError(ConfigError):
     """The frozen parameter file is malformed."""
 
 
-_PARAMS = Path(__file__).with_name("_synthetic_v1_params.yaml")
+_PARAMS = Path(__file__).with_name("synthetic_v1_params.yaml")
 
 
 @lru_cache(maxsize=1)
@@ -498,6 +498,9 @@ def _recorded(feat: Feature, values: dict, p: dict, catalog: Catalog) -> np.ndar
     and rounded to the output precision; not masked.
     """
     name = feat.name
+    if name not in values:  # a field the catalog gained after v1: never true
+        n = len(next(iter(values.values())))
+        return np.zeros(n, dtype=bool) if feat.dtype == "bool" else np.full(n, np.nan)
     if feat.dtype == "bool":
         return np.asarray(values[name], dtype=bool)
     decimals = p["output"]["decimals"]
