@@ -1169,7 +1169,9 @@ def _draw_events(
         ]
     )
     site2 = _pick_site(rng, site_haz[more, j2] * ratio)
-    z2 = ep.value_at(z_points[more], t[more], t2)
+    # at t2, in the interval j2 found above (no copy of each row's whole path)
+    w2 = np.where(dt2 > 0, (t2 - t[more, j2]) / np.where(dt2 > 0, dt2, 1.0), 0.0)
+    z2 = z_points[more, j2] + w2 * (z_points[more, j2 + 1] - z_points[more, j2])
     row = np.concatenate([rows, rows[more]])
     month = np.concatenate([t1, t2])
     order = np.lexsort((month, row))
