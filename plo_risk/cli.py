@@ -1126,12 +1126,29 @@ def _audit_key(key_file: Path | None) -> bytes | None:
         _fail(f"--key-file {key_file}: {exc}")
 
 
+AUDIT_LOG_ARGUMENT = typer.Argument(
+    help="The audit log (JSON lines); the same as --log.",
+    show_default=False,
+    metavar="LOG",
+)
+DEFAULT_AUDIT = Path("plo-risk-audit") / "audit.jsonl"
+
+
+def _audit_log(given: Path | None, option: Path) -> Path:
+    return given if given is not None else option
+
+
 @audit_app.command("verify")
 def audit_verify(
-    log: Annotated[Path, AUDIT_LOG_OPTION] = Path("plo-risk-audit") / "audit.jsonl",
+    log_file: Annotated[Path | None, AUDIT_LOG_ARGUMENT] = None,
+    log: Annotated[Path, AUDIT_LOG_OPTION] = DEFAULT_AUDIT,
     key_file: Annotated[Path | None, KEY_OPTION] = None,
 ) -> None:
-    """Every record intact, in order, none missing; exit 1 naming each problem."""
+    """Every record intact, in order, none missing; exit 1 naming each problem.
+
+    plo-risk audit verify LOG (or --log LOG).
+    """
+    log = _audit_log(log_file, log)
     try:
         result = web.verify(log, key=_audit_key(key_file))
     except FileNotFoundError as exc:
@@ -1143,11 +1160,16 @@ def audit_verify(
 
 @audit_app.command("replay")
 def audit_replay(
-    log: Annotated[Path, AUDIT_LOG_OPTION] = Path("plo-risk-audit") / "audit.jsonl",
+    log_file: Annotated[Path | None, AUDIT_LOG_ARGUMENT] = None,
+    log: Annotated[Path, AUDIT_LOG_OPTION] = DEFAULT_AUDIT,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
     key_file: Annotated[Path | None, KEY_OPTION] = None,
 ) -> None:
-    """Recompute every logged output whose inputs were kept; exit 1 on a difference."""
+    """Recompute every logged output whose inputs were kept; exit 1 on a difference.
+
+    plo-risk audit replay LOG --model ... (or --log LOG).
+    """
+    log = _audit_log(log_file, log)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         result = web.replay(log, model, key=_audit_key(key_file))

@@ -812,6 +812,8 @@ def test_cli_audit_verify_exits_1_on_a_changed_record(tmp_path):
     broken = runner.invoke(app, ["audit", "verify", "--log", str(log)])
     assert broken.exit_code == 1
     assert "line 3: changed" in broken.output
+    positional = runner.invoke(app, ["audit", "verify", str(log)])  # verify LOG
+    assert positional.exit_code == 1 and "line 3: changed" in positional.output
     missing = runner.invoke(app, ["audit", "verify", "--log", str(tmp_path / "no")])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
 
