@@ -72,6 +72,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from plo_risk.data.ids import ids_as_text
 from plo_risk.data.schema import (
     ID_COLUMN,
     OUTCOME_COLUMN,
@@ -354,7 +355,7 @@ def _chunks(src: _Source, chunk_rows: int) -> Iterator[tuple[int, int, pa.Table]
 
 
 def _to_pandas(table: pa.Table, start: int) -> pd.DataFrame:
-    df = table.to_pandas()
+    df = ids_as_text(table, ID_COLUMN).to_pandas()
     df.index = pd.RangeIndex(start, start + len(df))
     return df
 

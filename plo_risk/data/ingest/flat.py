@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from plo_risk.data.catalog import Catalog, load_catalog
+from plo_risk.data.ids import read_parquet_exact
 from plo_risk.data.ingest.common import (
     DAYS_PER_UNIT,
     ORACLE_COLUMN,
@@ -562,7 +563,7 @@ def _read_file(path: Path, kind: str, m: RegistryMapping) -> pd.DataFrame:
                 )
             return df
         if kind == "parquet":
-            return pd.read_parquet(path)
+            return read_parquet_exact(path, m.id)
         return _one_sheet(pd.read_excel(path, dtype=dtype, sheet_name=None), path, m)
     except RegistryError:
         raise
