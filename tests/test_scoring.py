@@ -547,3 +547,51 @@ def test_dask_splits_a_single_row_group_to_chunk_rows(model, dask_cluster, tmp_p
     )
     assert len(local.parts) == len(dask.parts) == 4
     pd.testing.assert_frame_equal(local.read(), dask.read())
+
+
+def test_a_second_run_on_a_busy_out_folder_is_refused(bundle_path, model, tmp_path):
+    source = tmp_path / "big.parquet"
+    generate_cohort(150_000, setting="population", seed=35).to_parquet(source)
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plo_risk.cli",
+            "score",
+            "--model",
+            str(bundle_path),
+            "--input",
+            str(source),
+            "--out",
+            str(out),
+            "--chunk-rows",
+            "5000",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        lock = out / ".lock"
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # another model, replacing the folder: refused, naming the holder
+        other = RiskModel.load(bundle_path)
+        with pytest.raises(
+            ScoringError, match=f"another scoring run \\(pid {first.pid}\\)"
+        ):
+            score_cohort(other, source, out, resume=False, progress=False)
+        assert first.poll() is None  # refused while the first was still running
+    finally:
+        stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr.decode()[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_input"] == 150_000
+    assert manifest["model_version"] == model.version  # one model's rows only
+    # once it is done the folder is free again: the same job resumes every part
+    again = score_cohort(model, source, out, chunk_rows=5000, progress=False)
+    assert again.resumed_parts == len(manifest["parts"])

@@ -42,7 +42,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import hashlib
 import json
 import logging
@@ -109,6 +111,7 @@ _PART = "part-{:05d}.parquet"
 _JOB = "_job.json"
 _MANIFEST = "manifest.json"
 _SUCCESS = "_SUCCESS"
+_LOCK = ".lock"
 # Row ids and counts of a part live in its Parquet footer, so a resumed run reads
 # the footers of finished parts, never their data.
 _META_KEY = b"plo_risk"
@@ -820,16 +823,48 @@ def score_cohort(
         "ignored_columns": ignored,
         "fields": [c for c in columns if c in model.catalog],
     }
-    _prepare_out_dir(out, job, resume)
     if progress is None:
         mode = "bar" if sys.stderr.isatty() else "log"
     else:
         mode = "bar" if progress else "off"
-    if engine == "local":
-        metas, resumed = _run_local(model, src, out, job, mode)
-    else:
-        metas, resumed = _run_dask(model, src, out, job, scheduler, mode)
-    return _finish(out, job, metas, resumed, model, time.perf_counter() - t0)
+    with _exclusive(out):
+        _prepare_out_dir(out, job, resume)
+        if engine == "local":
+            metas, resumed = _run_local(model, src, out, job, mode)
+        else:
+            metas, resumed = _run_dask(model, src, out, job, scheduler, mode)
+        return _finish(out, job, metas, resumed, model, time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder (``.lock``, with the pid).
+
+    A second run on the same folder (another model, ``--no-resume``, or the same
+    job) is refused at once, naming the holder, instead of mixing its parts with
+    the first run's. The kernel drops the lock when the holder dies (kill -9).
+    """
+    if out.exists() and not out.is_dir():
+        raise ScoringError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ScoringError(f"{out}: cannot create the output folder ({exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise ScoringError(
+                f"{out} is being written by another scoring run (pid {holder}); "
+                "wait for it to finish, or use another --out folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _at_prevalence(model: RiskModel, prevalence, setting) -> RiskModel:
