@@ -444,7 +444,7 @@ def _run_experiment(kind: str, config: Path, quiet: bool):
     run = training.compare if kind == "compare" else training.train
     try:
         result = _with_progress(lambda say: run(config, progress=say), quiet)
-    except (training.ConfigError, FileNotFoundError) as exc:
+    except (training.ConfigError, training.PromotionError, FileNotFoundError) as exc:
         _fail(str(exc))
     console.print(_leaderboard_table(result))
     if result.champion:

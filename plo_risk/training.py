@@ -19,7 +19,11 @@ and a fingerprint of the training data only.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -82,6 +86,7 @@ __all__ = [
     "CHAMPION_ALIAS",
     "REGISTERED_NAME",
     "CompareResult",
+    "PromotionError",
     "ConfigError",
     "DataSpec",
     "Dataset",
@@ -871,6 +876,53 @@ def _plots(result: ModelResult, test: Dataset, exp: Experiment) -> dict[str, Any
 # -------------------------------------------------------------- champion
 
 
+class PromotionError(RuntimeError):
+    """The champion could not be promoted safely (another promotion held on)."""
+
+
+#: Seconds a promotion waits for another one to finish before giving up.
+PROMOTION_WAIT_SECONDS = 600
+
+
+@contextlib.contextmanager
+def _promotion_lock(uri: str, say: Callable[[str], None]):
+    """Read, decide and set the champion alias as one step (compare-and-set).
+
+    MLflow has no atomic alias update, so two runs promoting at once could each
+    read the old champion and the later write win, even when it is the worse
+    model. The lock (flock) sits beside a SQLite store, or in the temporary
+    folder for any other tracking URI, so it covers the runs of one machine; a
+    shared tracking server used from several machines needs its own serialisation.
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :] + ".champion.lock")
+    else:
+        digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"plo-risk-champion-{digest}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + PROMOTION_WAIT_SECONDS
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PromotionError(
+                        f"another run has been promoting a champion in {uri} for "
+                        f"over {PROMOTION_WAIT_SECONDS} s (lock {path}); not promoted"
+                    ) from None
+                if not said:
+                    say("waiting for another run to finish promoting its champion")
+                    said = True
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _current_champion(client, mlflow):
     """(version, loaded model) of the current champion, or (None, None)."""
     from mlflow.exceptions import MlflowException  # optional heavy import (mlflow)
@@ -1012,26 +1064,26 @@ def _run(
             champion, version, replaced, reason = None, None, False, "not registered"
             if exp.champion.register_champion:
                 say("choosing the champion")
-                current_version, current = _current_champion(client, mlflow)
+                # weak first (it may fit the clinical rule): outside the lock
                 weak = _weakness(exp, best, results, train_ds, test_ds)
-                if weak and not exp.champion.allow_weak:
-                    replaced, reason = (
-                        False,
-                        (
-                            f"not promoted: {weak} (set champion.allow_weak: true to "
-                            "promote it anyway)"
-                        ),
-                    )
-                else:
-                    replaced, reason = _decide(exp, best, current, test_ds)
-                if replaced:
-                    mv = mlflow.register_model(best.model_uri, REGISTERED_NAME)
-                    client.set_registered_model_alias(
-                        REGISTERED_NAME, CHAMPION_ALIAS, mv.version
-                    )
-                    champion, version = best.name, str(mv.version)
-                else:
-                    champion, version = None, str(current_version)
+                with _promotion_lock(uri, say):
+                    current_version, current = _current_champion(client, mlflow)
+                    if weak and not exp.champion.allow_weak:
+                        replaced, reason = (
+                            False,
+                            f"not promoted: {weak} (set champion.allow_weak: true "
+                            "to promote it anyway)",
+                        )
+                    else:
+                        replaced, reason = _decide(exp, best, current, test_ds)
+                    if replaced:
+                        mv = mlflow.register_model(best.model_uri, REGISTERED_NAME)
+                        client.set_registered_model_alias(
+                            REGISTERED_NAME, CHAMPION_ALIAS, mv.version
+                        )
+                        champion, version = best.name, str(mv.version)
+                    else:
+                        champion, version = None, str(current_version)
                 if parent is not None:
                     mlflow.set_tags(
                         {

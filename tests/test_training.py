@@ -439,3 +439,95 @@ def test_runs_open_in_the_mlflow_ui(tracking, tmp_path, start_mlflow):
         assert run["info"]["run_id"] == result.parent_run_id
         with urllib.request.urlopen(base + "/", timeout=10) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
+
+
+_PROMOTE = """
+import json, sys, time
+from pathlib import Path
+import plo_risk.training as t
+
+me, other, delay, cfg = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+read = t._current_champion
+
+def slow(client, mlflow):
+    # read the champion, wait until the other run has read it too (or 8 s), then
+    # take `delay` more seconds before deciding: the race the lock must close
+    out = read(client, mlflow)
+    Path(me).write_text("read")
+    deadline = time.monotonic() + 8
+    while not Path(other).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    return out
+
+t._current_champion = slow
+r = t.compare(json.loads(cfg))
+print(json.dumps({"replaced": r.replaced, "version": r.champion_version}))
+"""
+
+
+def test_two_concurrent_promotions_the_better_model_wins(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    data = {
+        "train": {"source": "synthetic", "n": 1500, "seed": 1},
+        "test": {"source": "synthetic", "n": 1500, "seed": 2},
+    }
+    better = {
+        "name": "better",
+        "data": data,
+        "models": [{"name": "xgboost", "params": {"n_estimators": 40}}],
+        "cv": {"folds": 2},
+        "evaluation": {"n_boot": 20},
+    }
+    worse = {
+        **better,
+        "name": "worse",
+        "models": [{"name": "clinical_rule"}],
+        "champion": {"allow_weak": True},
+    }
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # the store exists before the two runs (MLflow's own first-use migration of a
+    # new SQLite file is not safe to run twice at once)
+    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+    flags = [tmp_path / "better.read", tmp_path / "worse.read"]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PROMOTE,
+                str(me),
+                str(other),
+                delay,
+                json.dumps(cfg),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for cfg, me, other, delay in (
+            (better, flags[0], flags[1], "0"),
+            (worse, flags[1], flags[0], "4"),
+        )
+    ]
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    better_run, _ = results
+    # Whichever decides first, the other decides after it has promoted: the
+    # better model is the champion at the end (without the lock both read "no
+    # champion" and the worse one, writing last, won).
+    assert better_run["replaced"]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    alias = client.get_model_version_by_alias("plo-risk", "champion")
+    assert str(alias.version) == better_run["version"]
