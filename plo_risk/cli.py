@@ -33,6 +33,7 @@ from plo_risk import training, web
 from plo_risk.data.catalog import catalog_markdown, load_catalog
 from plo_risk.data.ingest import RegistryError
 from plo_risk.data.ingest import ingest as run_ingest
+from plo_risk.data.patient_file import PatientFileError, read_patient_file
 from plo_risk.data.schema import ValidationError, validate_frame
 from plo_risk.data.synthetic import (
     MISSINGNESS,
@@ -508,13 +509,9 @@ def assess(
     """Explained fracture risk for one patient: risk, interval, reasons, next steps."""
 
     try:
-        record = json.loads(patient.read_text())
-    except FileNotFoundError:
-        _fail(f"--patient {patient}: no such file")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        _fail(f"--patient {patient}: not valid JSON ({exc})")
-    if not isinstance(record, dict):
-        _fail(f"--patient {patient}: must hold one JSON object of field: value")
+        record = read_patient_file(patient)
+    except PatientFileError as exc:
+        _fail(f"--patient {exc}")
     units = record.pop("units", None) or {}
     if not isinstance(units, dict):
         _fail(f'--patient {patient}: "units" must map fields to units')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -455,3 +456,55 @@ def test_the_committed_reference_check_is_current():
     card, current = shipped_reference_check()
     assert current, "run: plo-risk reference-check --write"
     assert card.acceptable and card.n_episodes >= 1_000_000
+
+
+_GOOD = '{"age_years": 33, "parity": 1, "months_postpartum": 2}'
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes('{"ancestry": "é"}'.encode("latin-1")), "not UTF-8"),
+        (lambda p: p.mkdir(), "a folder"),
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested"),
+        (lambda p: p.write_text('{"parity": ' + "9" * 5000 + "}"), "digits"),
+        (lambda p: p.write_text('{"parity": 1, "parity": 2}'), "appears twice"),
+        (lambda p: p.write_text('{"a": "' + "x" * (2 << 20) + '"}'), "at most"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.write_text('{"units": {"a": {"b": {"c": 1}}}}'), "nested"),
+        (lambda p: p.write_text("[1, 2]"), "one JSON object"),
+        (lambda p: p.write_text("{"), "not valid JSON"),
+    ],
+    ids=[
+        "latin-1",
+        "folder",
+        "deep",
+        "5000-digits",
+        "duplicate-key",
+        "2-MB",
+        "fifo",
+        "deep-units",
+        "a-list",
+        "truncated",
+    ],
+)
+def test_assess_refuses_a_hostile_patient_file_in_one_line(tmp_path, make, message):
+    path = tmp_path / "patient.json"
+    make(path)
+    result = runner.invoke(
+        app, ["assess", "--patient", str(path), "--model", str(tmp_path / "none")]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert "--model" not in result.output  # refused before the model is loaded
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_assess_reads_utf16_and_a_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "patient.json"
+    path.write_bytes(_GOOD.encode(encoding))
+    result = runner.invoke(
+        app, ["assess", "--patient", str(path), "--model", str(tmp_path / "none")]
+    )
+    # read: the next thing to fail is the missing model
+    assert result.exit_code == 2 and "--model" in result.output

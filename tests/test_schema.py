@@ -537,3 +537,13 @@ def test_million_rows_with_one_percent_bad_lose_nothing():
     assert set(res.rejected_rows) == set(df.index[bad])
     assert res.rejects["reason"].str.len().min() > 10
     assert set(res.rejects["row"]) == set(res.rejected_rows)
+
+
+@pytest.mark.parametrize("text", ["3_3", "1_000", "_5", "2_"])
+def test_underscores_in_numbers_are_refused_on_both_paths(text):
+    record = {"age_years": text, "parity": 1, "months_postpartum": 2}
+    with pytest.raises(ValidationError, match="age_years"):
+        validate_record(record)
+    frame = validate_frame(pd.DataFrame({k: [v] for k, v in record.items()}))
+    assert len(frame.valid) == 0
+    assert frame.rejects["field"].tolist() == ["age_years"]

@@ -307,6 +307,8 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
         text = value.strip()
         if not text:
             return MISSING, None
+        if "_" in text:  # Python's float("3_3") is 33; no extract means that
+            return MISSING, _type_reason(feat)
         try:
             x = float(text)
         except (ValueError, OverflowError):
