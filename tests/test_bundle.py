@@ -146,3 +146,76 @@ def test_every_family_keeps_its_interval_ensemble(data, tmp_path, name):
         ensemble_risks(model, X.head(50)),
         rtol=1e-12,
     )
+
+
+def _reseal(path):
+    """Recompute every digest of the manifest, as anyone with write access can."""
+    import hashlib
+    import json
+
+    from plo_risk.model.bundle import MANIFEST, _canonical
+
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest.pop("manifest_sha256")
+    manifest["files"] = {
+        name: hashlib.sha256((path / name).read_bytes()).hexdigest()
+        for name in manifest["files"]
+    }
+    manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
+    (path / MANIFEST).write_bytes(_canonical(manifest))
+
+
+def _rename_class(skops_file, old: tuple[str, str], new: tuple[str, str]) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(skops_file) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    schema = json.loads(members["schema.json"])
+    hits = 0
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if (node.get("__module__"), node.get("__class__")) == old:
+                node["__module__"], node["__class__"] = new
+                hits += 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    assert hits == 1
+    members["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(skops_file, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        (
+            "logistic_regression",
+            ("sklearn.linear_model._logistic", "LogisticRegression"),
+            ("sklearn.svm._classes", "SVC"),
+        ),
+        (
+            "hist_gradient_boosting",
+            (
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting",
+                "HistGradientBoostingClassifier",
+            ),
+            ("sklearn.ensemble._forest", "RandomForestClassifier"),
+        ),
+    ],
+)
+def test_a_resealed_bundle_with_another_estimator_type_is_refused(
+    name, old, new, bundles, tmp_path
+):
+    _, path = bundles[name]
+    dst = _copy(path, tmp_path)
+    model_file = read_manifest(dst)["model_file"]
+    _rename_class(dst / model_file, old, new)
+    _reseal(dst)
+    read_manifest(dst)  # the digests hold: only the type allowlist can refuse it
+    with pytest.raises(BundleError, match=f"{new[0]}.{new[1]}"):
+        load_bundle(dst)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from numbers import Integral, Real
 from pathlib import Path
@@ -380,6 +381,51 @@ class XGBoostFamily(ModelFamily):
 # ------------------------------------------------------------ scikit-learn
 
 
+#: Plain data types any skops file of ours may hold (containers, numbers,
+#: arrays); everything else must be in the family's ``trusted_types``.
+_SKOPS_BASE_TYPES = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "builtins.slice",
+        "collections.OrderedDict",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.float32",
+        "numpy.int64",
+        "numpy.int32",
+        "numpy.uint64",
+        "numpy.bool_",
+    }
+)
+
+
+def _skops_types(path) -> set[str]:
+    """``module.Class`` of every object a skops file describes (its schema)."""
+    with zipfile.ZipFile(path) as zf:
+        schema = json.loads(zf.read("schema.json"))
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__class__"), str) and isinstance(
+                node.get("__module__"), str
+            ):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
 class _SkopsFamily(ModelFamily):
     """A family stored in skops format, loaded with its own allowlist of types."""
 
@@ -395,11 +441,15 @@ class _SkopsFamily(ModelFamily):
     def load(self, path):
         try:
             found = set(sio.get_untrusted_types(file=path))
+            every = _skops_types(path)
         except Exception as exc:  # noqa: BLE001 - skops raises many types
             raise BundleFormatError(
                 f"{path}: not a readable skops file ({exc})"
             ) from None
-        untrusted = found - set(self.trusted_types)
+        # Every type in the file, not only those skops itself distrusts: skops
+        # trusts any scikit-learn estimator, so a LogisticRegression renamed to
+        # SVC would otherwise be built.
+        untrusted = (found | every) - set(self.trusted_types) - _SKOPS_BASE_TYPES
         if untrusted:
             raise BundleFormatError(
                 f"{path}: contains types outside the {self.name} allowlist "
@@ -452,6 +502,8 @@ class HistGradientBoostingFamily(_SkopsFamily):
         "sklearn._loss.link.LogitLink",
         "sklearn._loss.link.Interval",
         "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "numpy.random._generator.Generator",
         "numpy.dtype",
         "builtins.slice",
         "collections.OrderedDict",
@@ -529,6 +581,7 @@ class LogisticFamily(_SkopsFamily):
         "sklearn.compose._column_transformer._RemainderColsList",
         "sklearn.preprocessing._polynomial.SplineTransformer",
         "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",
         "scipy.interpolate._bsplines.BSpline",
         # SplineTransformer's BSpline keeps a reference to its array namespace's
