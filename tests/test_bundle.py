@@ -219,3 +219,75 @@ def test_a_resealed_bundle_with_another_estimator_type_is_refused(
     read_manifest(dst)  # the digests hold: only the type allowlist can refuse it
     with pytest.raises(BundleError, match=f"{new[0]}.{new[1]}"):
         load_bundle(dst)
+
+
+def _forge(path, tmp_path, change):
+    import json
+
+    from plo_risk.model.bundle import MANIFEST
+
+    dst = _copy(path, tmp_path)
+    manifest = json.loads((dst / MANIFEST).read_text())
+    change(manifest, dst)
+    (dst / MANIFEST).write_text(json.dumps(manifest))
+    _reseal(dst)
+    return dst
+
+
+def _outside(manifest, dst):
+    outside = dst.parent / "elsewhere.json"
+    outside.write_text("{}")
+    manifest["ensemble"] = [{"file": str(outside), "intercept": 0.0, "slope": 1.0}]
+
+
+def _symlink(manifest, dst):
+    target = dst / manifest["model_file"]
+    moved = dst.parent / "real-model"
+    target.rename(moved)
+    target.symlink_to(moved)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda m, d: m["calibration"].update(slope=0.0), "calibration.slope"),
+        (lambda m, d: m["calibration"].update(slope=-1.0), "calibration.slope"),
+        (
+            lambda m, d: m["calibration"].update(intercept="big"),
+            "calibration.intercept",
+        ),
+        (lambda m, d: m["calibration"].update(prevalence=1.5), "prevalence"),
+        (
+            lambda m, d: m["thresholds"].update(moderate=0.9999, high=1.5),
+            "thresholds.high",
+        ),
+        (lambda m, d: m["thresholds"].update(moderate=-0.1), "thresholds.moderate"),
+        (lambda m, d: m["thresholds"].update(moderate=0.1, high=0.1), "share one"),
+        (lambda m, d: m.update(model_file="../../etc/passwd"), "model_file"),
+        (_outside, r"ensemble\[0\].file"),
+        (lambda m, d: m.pop("calibration"), "calibration: missing"),
+        (lambda m, d: m.update(files=[]), "files:"),
+        (_symlink, "not a regular file"),
+    ],
+    ids=[
+        "slope-0",
+        "slope-negative",
+        "intercept-text",
+        "prevalence",
+        "threshold-above-1",
+        "threshold-negative",
+        "thresholds-equal",
+        "model-file-outside",
+        "member-outside",
+        "no-calibration",
+        "files-not-a-map",
+        "symlink",
+    ],
+)
+def test_a_resealed_manifest_with_bad_fields_is_refused(
+    bundles, tmp_path, change, match
+):
+    _, path = bundles["xgboost"]
+    dst = _forge(path, tmp_path, change)
+    with pytest.raises(BundleError, match=match):
+        load_bundle(dst)

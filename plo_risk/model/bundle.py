@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import platform
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -273,7 +276,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BundleError(
             f"{mpath}: manifest.json was modified (its hash does not match its content)"
         )
-    files = manifest.get("files") or {}
+    _check_fields(manifest, mpath)
+    files = manifest["files"]
     present = {p.name for p in path.iterdir()} - {MANIFEST}
     for name in sorted(set(files) - present):
         raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
@@ -283,12 +287,119 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             "manifest.json); remove it"
         )
     for name, digest in sorted(files.items()):
+        info = os.lstat(path / name)
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(
+                f"{path / name}: not a regular file (a link, folder or device); "
+                "refusing to read it"
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise BundleError(
+                f"{path / name}: {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} "
+                "a bundle file may hold"
+            )
         if _sha256(path / name) != digest:
             raise BundleError(
                 f"{path / name}: {name} was modified (sha256 does not "
                 "match manifest.json)"
             )
     return manifest
+
+
+#: The largest file a bundle may hold (a model of ours is a few MB).
+MAX_FILE_BYTES = 512 << 20
+
+
+def _finite(value: Any, *, positive: bool = False, unit: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    x = float(value)
+    if not math.isfinite(x):
+        return False
+    if positive and not x > 0:
+        return False
+    return not unit or 0.0 < x < 1.0
+
+
+def _plain_name(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
+
+
+def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
+    """Every field a load reads has its type and range: plain file names inside the
+    bundle, a positive finite calibration slope, thresholds in (0, 1), ...
+    A bundle resealed by hand with a slope of 0 or a member outside it is refused."""
+    problems: list[str] = []
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        problems.append("files: must map file names to sha256 digests")
+        files = {}
+    for name, digest in files.items():
+        if not _plain_name(name):
+            problems.append(f"files: {name!r} is not a plain file name in the bundle")
+        if not (isinstance(digest, str) and len(digest) == 64):
+            problems.append(f"files: {name!r} has no sha256 digest")
+    model_file = manifest.get("model_file")
+    if model_file is not None and model_file not in files:
+        problems.append(f"model_file: {model_file!r} is not one of the bundle's files")
+    cal = manifest.get("calibration")
+    if not isinstance(cal, dict):
+        problems.append("calibration: missing")
+        cal = {}
+    if not _finite(cal.get("intercept")):
+        problems.append(
+            f"calibration.intercept: {cal.get('intercept')!r} is not finite"
+        )
+    if not _finite(cal.get("slope"), positive=True):
+        problems.append(
+            f"calibration.slope: {cal.get('slope')!r}; must be finite and above 0"
+        )
+    if not _finite(cal.get("prevalence"), unit=True):
+        problems.append(
+            f"calibration.prevalence: {cal.get('prevalence')!r}; must be in (0, 1)"
+        )
+    for key in ("n_train", "cv"):
+        v = cal.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            problems.append(f"calibration.{key}: {v!r}; must be a whole number >= 0")
+    thresholds = manifest.get("thresholds")
+    if not isinstance(thresholds, dict):
+        problems.append("thresholds: must map categories to risks")
+        thresholds = {}
+    for name, value in thresholds.items():
+        if not _finite(value, unit=True):
+            problems.append(f"thresholds.{name}: {value!r}; must be in (0, 1)")
+    values = [v for v in thresholds.values() if _finite(v, unit=True)]
+    if len(set(values)) != len(values):
+        problems.append("thresholds: two categories share one threshold")
+    ensemble = manifest.get("ensemble") or []
+    if not isinstance(ensemble, list):
+        problems.append("ensemble: must be a list of members")
+        ensemble = []
+    for i, member in enumerate(ensemble):
+        if not isinstance(member, dict):
+            problems.append(f"ensemble[{i}]: must be an object")
+            continue
+        if member.get("file") not in files:
+            problems.append(
+                f"ensemble[{i}].file: {member.get('file')!r} is not one of the "
+                "bundle's files"
+            )
+        if not _finite(member.get("intercept")):
+            problems.append(f"ensemble[{i}].intercept: not finite")
+        if not _finite(member.get("slope"), positive=True):
+            problems.append(f"ensemble[{i}].slope: must be finite and above 0")
+    for key in ("model_name", "model_version", "created", "catalog_sha256"):
+        if not isinstance(manifest.get(key), str):
+            problems.append(f"{key}: missing or not text")
+    if problems:
+        raise BundleError(f"{mpath}: " + "; ".join(problems))
 
 
 def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
