@@ -24,8 +24,10 @@ def ids_as_text(table: pa.Table, column: str | None) -> pa.Table:
     --------
     >>> import pyarrow as pa
     >>> t = pa.table({"patient_id": pa.array([12345678901234567, None], pa.int64())})
-    >>> ids_as_text(t, "patient_id").to_pandas()["patient_id"].tolist()
+    >>> ids_as_text(t, "patient_id").column("patient_id").to_pylist()
     ['12345678901234567', None]
+    >>> t.to_pandas()["patient_id"].tolist()  # what pandas alone would have made
+    [1.2345678901234568e+16, nan]
     """
     if column is None or column not in table.column_names:
         return table
