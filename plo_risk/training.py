@@ -20,10 +20,8 @@ and a fingerprint of the training data only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -80,6 +78,7 @@ from plo_risk.utils.config import (
     read_yaml_file,
     unknown_key_problem,
 )
+from plo_risk.utils.locks import LockHeld, exclusive_lock
 from plo_risk.utils.resources import shipped_file
 
 __all__ = [
@@ -900,27 +899,25 @@ def _promotion_lock(uri: str, say: Callable[[str], None]):
         digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
         path = Path(tempfile.gettempdir()) / f"plo-risk-champion-{digest}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + PROMOTION_WAIT_SECONDS
-        said = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PromotionError(
-                        f"another run has been promoting a champion in {uri} for "
-                        f"over {PROMOTION_WAIT_SECONDS} s (lock {path}); not promoted"
-                    ) from None
-                if not said:
-                    say("waiting for another run to finish promoting its champion")
-                    said = True
-                time.sleep(0.2)
+    held = contextlib.ExitStack()
+    try:  # only taking the lock is translated here, not what runs under it
+        held.enter_context(
+            exclusive_lock(
+                path,
+                wait_seconds=PROMOTION_WAIT_SECONDS,
+                on_wait=lambda pid: say(
+                    f"waiting for another run (pid {pid}) to finish promoting its "
+                    "champion"
+                ),
+            )
+        )
+    except LockHeld as other:
+        raise PromotionError(
+            f"another run (pid {other.pid}) has been promoting a champion in {uri} "
+            f"for over {PROMOTION_WAIT_SECONDS} s (lock {path}); not promoted"
+        ) from None
+    with held:
         yield
-    finally:
-        os.close(fd)
 
 
 def _current_champion(client, mlflow):

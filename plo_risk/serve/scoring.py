@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import fcntl
 import hashlib
 import json
 import logging
@@ -87,6 +86,7 @@ from plo_risk.data.schema import (
 )
 from plo_risk.serve.risk_model import PreparedFrame, RiskModel
 from plo_risk.utils.atomic import TEMP_GLOB, atomic_path, write_text_atomic
+from plo_risk.utils.locks import LockHeld, exclusive_lock
 from plo_risk.utils.version import package_version
 
 __all__ = [
@@ -846,25 +846,19 @@ def _exclusive(out: Path) -> Iterator[None]:
     """
     if out.exists() and not out.is_dir():
         raise ScoringError(f"{out}: exists and is not a folder")
-    try:
+    held = contextlib.ExitStack()
+    try:  # only taking the lock is translated here, not what runs under it
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        held.enter_context(exclusive_lock(out / _LOCK))
+    except LockHeld as other:
+        raise ScoringError(
+            f"{out} is being written by another scoring run (pid {other.pid}); "
+            "wait for it to finish, or use another --out folder"
+        ) from None
     except OSError as exc:
         raise ScoringError(f"{out}: cannot create the output folder ({exc})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            raise ScoringError(
-                f"{out} is being written by another scoring run (pid {holder}); "
-                "wait for it to finish, or use another --out folder"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with held:
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _at_prevalence(model: RiskModel, prevalence, setting) -> RiskModel:
