@@ -502,6 +502,9 @@ class HistGradientBoostingFamily(_SkopsFamily):
         "sklearn._loss.link.LogitLink",
         "sklearn._loss.link.Interval",
         "sklearn._loss._loss.CyHalfBinomialLoss",
+        # the same Cython loss as the floor scikit-learn (1.6) records it in the
+        # schema: under its bare extension-module name
+        "_loss.CyHalfBinomialLoss",
         "sklearn.preprocessing._label.LabelEncoder",
         "numpy.random._generator.Generator",
         "numpy.dtype",
