@@ -1315,17 +1315,20 @@ def _log_scale(params_path: str, sha: str, setting: str, target: float | None) -
         return alpha
     ref = pop if setting == "population" else _reference(params_path, sha, setting)
 
-    def mean_risk(s: float) -> float:
-        c = np.exp(s) * ref["m"]
-        s_past = np.exp(-c * ref["past"])
-        risk = (
-            1.0
-            - s_past * np.exp(-c * ref["first_end"])
-            - (1.0 - s_past) * np.exp(-c * ref["sub_end"])
-        )
-        return float(risk.mean())
+    return _solve(lambda s: _mean_risk(ref, np.exp(s)), float(target))
 
-    return _solve(mean_risk, float(target))
+
+def _mean_risk(ref: dict, scale: float) -> float:
+    """Mean risk of a fracture after the assessment on the reference draw ``ref``
+    at hazard ``scale``: no fracture before it, or one and a later fracture."""
+    c = scale * ref["m"]
+    s_past = np.exp(-c * ref["past"])
+    risk = (
+        1.0
+        - s_past * np.exp(-c * ref["first_end"])
+        - (1.0 - s_past) * np.exp(-c * ref["sub_end"])
+    )
+    return float(risk.mean())
 
 
 def expected_prevalence(
@@ -1353,15 +1356,7 @@ def expected_prevalence(
         prevalence = p["prevalence"]["referral_default"]
     if prevalence is not None:
         return float(prevalence)
-    ref = _reference(path, sha, setting)
-    c = _scale_for(params, setting, None) * ref["m"]
-    s_past = np.exp(-c * ref["past"])
-    risk = (
-        1.0
-        - s_past * np.exp(-c * ref["first_end"])
-        - (1.0 - s_past) * np.exp(-c * ref["sub_end"])
-    )
-    return float(risk.mean())
+    return _mean_risk(_reference(path, sha, setting), _scale_for(params, setting, None))
 
 
 def _scale_for(
