@@ -595,3 +595,246 @@ def test_a_second_run_on_a_busy_out_folder_is_refused(bundle_path, model, tmp_pa
     # once it is done the folder is free again: the same job resumes every part
     again = score_cohort(model, source, out, chunk_rows=5000, progress=False)
     assert again.resumed_parts == len(manifest["parts"])
+
+
+# ------------------------------------------ lines and row groups that cannot be read
+
+
+def _lines(df: pd.DataFrame) -> list[bytes]:
+    return df.to_csv(index=False).encode().splitlines(keepends=True)
+
+
+def _hostile_lines(good: bytes) -> dict[str, bytes]:
+    cells = good.rstrip(b"\n").split(b",")
+    return {
+        "too few fields": b",".join(cells[:5]) + b"\n",
+        "too many fields": good.rstrip(b"\n") + b",7,8\n",
+        "a Latin-1 byte": b",".join([b"caf\xe9", *cells[1:]]) + b"\n",
+        "an unterminated quote": b'"' + good,
+        "a field larger than a CSV block": b"x" * 3_000_000 + b"," + good,
+        "a field over the csv module's limit": b",".join([b"y" * 200_000, *cells[1:]])
+        + b"\n",
+        "only spaces": b"   \n",
+        "a stray quote after a quoted field": b'"1"2,' + good,
+    }
+
+
+def test_a_bad_csv_line_is_rejected_with_its_line_number_and_the_run_goes_on(
+    model, tmp_path
+):
+    df = generate_cohort(900, seed=71)
+    lines = _lines(df)
+    header, rows = lines[0], lines[1:]
+    hostile = _hostile_lines(rows[0])
+    before = dict(zip([7, 150, 151, 400, 401, 620, 700, 899], hostile, strict=True))
+    text = [header]
+    for i, row in enumerate(rows):
+        if i in before:
+            text.append(hostile[before[i]])
+        if i == 300:
+            text += [b"\n", b"\r\n"]  # blank lines are not rows
+        text.append(row)
+    # Where each line lands: its physical line number and its row (non-empty lines).
+    good_rows, bad = [], {}
+    n = 0
+    for number, raw in enumerate(text[1:], start=2):
+        if not raw.strip(b"\r\n"):
+            continue
+        if raw in rows:
+            good_rows.append(n)
+        else:
+            bad[n] = number
+        n += 1
+    source = tmp_path / "hostile.csv"
+    source.write_bytes(b"".join(text))
+    clean = tmp_path / "clean.csv"
+    clean.write_bytes(b"".join(lines))
+
+    s = score_cohort(model, source, tmp_path / "out", chunk_rows=250, progress=False)
+    assert s.n_input == len(rows) + len(hostile)
+    assert (s.n_scored, s.n_rejected, s.n_unreadable) == (len(rows), len(hostile), 0)
+    rejects = s.read(rejects=True)
+    assert set(rejects["reason"]) == {"unreadable_line"}
+    assert rejects["row"].tolist() == sorted(bad)
+    for row, message in zip(rejects["row"], rejects["message"], strict=True):
+        assert message.startswith(f"line {bad[row]:,}: ")
+
+    # Every good row is scored as in the clean file, under its own position.
+    reference = score_cohort(model, clean, tmp_path / "ref", chunk_rows=900).read()
+    scored = s.read()
+    assert scored["row"].tolist() == good_rows
+    assert scored["patient_id"].tolist() == reference["patient_id"].tolist()
+    np.testing.assert_array_equal(scored["risk"], reference["risk"])
+
+    again = score_cohort(
+        model, source, tmp_path / "out", chunk_rows=250, progress=False
+    )
+    assert again.resumed_parts == len(again.parts)
+    pd.testing.assert_frame_equal(again.read(rejects=True), rejects)
+
+
+def _corrupt_row_group(path: Path, group: int) -> None:
+    """Overwrite the page headers of one row group's column chunks with garbage."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(path).metadata.row_group(group)
+    data = bytearray(path.read_bytes())
+    for c in range(md.num_columns):
+        offset = md.column(c).data_page_offset
+        data[offset : offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("chunk_rows", [500, 700])
+def test_an_unreadable_row_group_is_one_entry_counting_exactly_its_rows(
+    model, tmp_path, chunk_rows
+):
+    df = generate_cohort(2000, seed=72)
+    source = tmp_path / "groups.parquet"
+    df.to_parquet(source, row_group_size=500)
+    _corrupt_row_group(source, 2)
+    s = score_cohort(model, source, tmp_path / "out", chunk_rows=chunk_rows)
+    assert (s.n_input, s.n_unreadable) == (2000, 500)
+    assert s.n_scored + s.n_rejected + s.n_unreadable == 2000
+    rejects = s.read(rejects=True)
+    lost = rejects[rejects["reason"] == "unreadable"]
+    covered = []
+    for value, message in zip(lost["value"], lost["message"], strict=True):
+        first, last = (int(x) for x in value.removeprefix("rows ").split("-"))
+        covered += range(first, last + 1)
+        assert "row group 3 of 4" in message
+    assert covered == list(range(1000, 1500))
+    assert len(lost) == (1 if chunk_rows == 500 else 2)  # one per part it spans
+    scored = s.read()
+    assert set(scored["row"]) == set(range(2000)) - set(covered)
+    assert json.loads(s.manifest.read_text())["n_unreadable"] == 500
+    again = score_cohort(model, source, tmp_path / "out", chunk_rows=chunk_rows)
+    assert again.resumed_parts == len(again.parts)
+
+
+def test_each_file_of_a_folder_is_validated_with_its_own_types(model, tmp_path):
+    df = generate_cohort(600, seed=73)
+    first, second = df.iloc[:300], df.iloc[300:].copy()
+    second["parity"] = second["parity"] == 1  # a bool where a count belongs
+    second["age_years"] = second["age_years"].astype(float)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    second.to_parquet(alone / "b.parquet")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    first.to_parquet(folder / "a.parquet")
+    second.to_parquet(folder / "b.parquet")
+    a = score_cohort(model, alone, tmp_path / "out-alone", chunk_rows=250)
+    f = score_cohort(model, folder, tmp_path / "out-folder", chunk_rows=250)
+    ra, rf = a.read(rejects=True), f.read(rejects=True)
+    rf = rf[rf["row"] >= 300].assign(row=lambda r: r["row"] - 300)
+    assert len(ra) > 0 and set(ra["field"]) == {"parity"}
+    pd.testing.assert_frame_equal(ra.reset_index(drop=True), rf.reset_index(drop=True))
+    assert f.n_scored == 300 + a.n_scored
+
+
+def test_decimal_columns_read_as_numbers_alone_and_in_a_folder(model, tmp_path):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = generate_cohort(400, seed=74)
+    floats = tmp_path / "floats.parquet"
+    df.to_parquet(floats)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    i = table.schema.get_field_index("age_years")
+    ages = [
+        None if pd.isna(v) else decimal.Decimal(f"{v:.1f}") for v in df["age_years"]
+    ]
+    table = table.set_column(i, "age_years", pa.array(ages, pa.decimal128(5, 1)))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pq.write_table(table, folder / "b.parquet")
+    pq.write_table(table, tmp_path / "decimals.parquet")
+    rounded = df.assign(age_years=df["age_years"].round(1))
+    rounded.to_parquet(tmp_path / "rounded.parquet")
+    ref = score_cohort(model, tmp_path / "rounded.parquet", tmp_path / "r").read()
+    alone = score_cohort(model, tmp_path / "decimals.parquet", tmp_path / "a").read()
+    inside = score_cohort(model, folder, tmp_path / "f").read()
+    pd.testing.assert_frame_equal(alone, ref)
+    pd.testing.assert_frame_equal(inside, ref)
+
+
+def test_dask_reads_bad_lines_and_lost_row_groups_as_the_local_engine(
+    model, dask_cluster, tmp_path
+):
+    lines = _lines(generate_cohort(1200, seed=75))
+    hostile = list(_hostile_lines(lines[1]).values())
+    text = lines[:1] + [
+        row
+        for i, line in enumerate(lines[1:])
+        for row in ([hostile[i % 8]] if i % 97 == 5 else []) + [line]
+    ]
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_bytes(b"".join(text))
+    pq_path = tmp_path / "bad.parquet"
+    generate_cohort(1200, seed=76).to_parquet(pq_path, row_group_size=400)
+    _corrupt_row_group(pq_path, 1)
+    for source in (csv_path, pq_path):
+        local = score_cohort(
+            model, source, tmp_path / f"l-{source.name}", chunk_rows=300
+        )
+        dask = score_cohort(
+            model,
+            source,
+            tmp_path / f"d-{source.name}",
+            chunk_rows=300,
+            engine="dask",
+            scheduler=dask_cluster.scheduler_address,
+        )
+        pd.testing.assert_frame_equal(local.read(), dask.read())
+        if source == csv_path:
+            pd.testing.assert_frame_equal(
+                local.read(rejects=True), dask.read(rejects=True)
+            )
+        assert dask.n_scored + dask.n_rejected + dask.n_unreadable == dask.n_input
+        assert (dask.n_rejected, dask.n_unreadable) == (
+            local.n_rejected,
+            local.n_unreadable,
+        )
+    # The lines are rejected alike; a lost run is cut where each engine's parts end.
+    assert local.n_unreadable == 400
+    lr, dr = local.read(rejects=True), dask.read(rejects=True)
+    assert set(lr["value"]) == {"rows 400-599", "rows 600-799"}
+    assert set(dr["value"]) == {"rows 400-699", "rows 700-799"}
+
+
+_GOOD = _lines(generate_cohort(60, seed=77))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(range(1, len(_GOOD))),
+            st.binary(max_size=80).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(7, 40),
+)
+def test_any_csv_lines_are_scored_or_rejected_never_lost(model, tmp_path, lines, chunk):
+    text = [_GOOD[0]] + [_GOOD[x] if isinstance(x, int) else x for x in lines]
+    source = tmp_path / f"f{abs(hash(tuple(text)))}.csv"
+    source.write_bytes(b"".join(text))
+    s = score_cohort(
+        model, source, tmp_path / f"o-{source.stem}-{chunk}", chunk_rows=chunk
+    )
+    rows = [t for t in text[1:] if t.strip(b"\r\n")]
+    assert s.n_input == len(rows)
+    assert s.n_scored + s.n_rejected == len(rows) and s.n_unreadable == 0
+    scored = set(s.read().get("row", []))
+    rejected = set(s.read(rejects=True).get("row", []))
+    assert {i for i, t in enumerate(rows) if t in _GOOD[1:]} <= scored
+    assert scored | rejected == set(range(len(rows))) and not scored & rejected

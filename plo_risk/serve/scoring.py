@@ -1,8 +1,8 @@
 """Batch scoring of whole cohorts: streamed, nothing lost, resumable, explained.
 
 :func:`score_cohort` reads a CSV or Parquet input in chunks of ``chunk_rows`` rows
-(pyarrow's streaming readers: memory is bounded by the chunk, not the input), and
-for each chunk validates the rows, predicts, explains the flagged ones and writes::
+(memory is bounded by the chunk, not the input), and for each chunk validates the
+rows, predicts, explains the flagged ones and writes::
 
     out_dir/
       part-00000.parquet          row, patient_id, risk, category, model_version,
@@ -14,7 +14,10 @@ for each chunk validates the rows, predicts, explains the flagged ones and write
 
 ``row`` is the 0-based position of the row in the input, so every input row is
 either in a ``part-*`` file or in a ``rejects/part-*`` file with its reason
-(``n_scored + n_rejected == n_input``). A part is written to a temporary name and
+(``n_scored + n_rejected + n_unreadable == n_input``). A CSV line that cannot be
+read (ragged, not UTF-8, a broken quote) is a reject naming its line number; a
+Parquet row group that cannot be decoded is one reject entry covering exactly its
+rows, counted as ``n_unreadable`` (:mod:`plo_risk.serve._input`). A part is written to a temporary name and
 renamed, rejects first: a part that exists is complete. A rerun with ``resume=True``
 skips finished parts, so a run killed at any point (``kill -9`` included) ends, when
 rerun, with the same rows and values as an uninterrupted run. A different model,
@@ -25,8 +28,9 @@ default) explains only the rows in a category above ``"low"``, which in a
 population cohort is a small share; ``"all"`` explains every row and ``"none"``
 none. ``benchmarks/bench_score.py`` measures the cost of each.
 
-``engine="dask"`` runs the same per-chunk function over the partitions of a
-``dask.dataframe`` on a ``dask.distributed`` cluster (``scheduler="tcp://..."``, or a
+``engine="dask"`` runs the same per-chunk function over pieces of the input (row
+groups, or blocks of CSV lines), each read on a worker by the same reader, on a
+``dask.distributed`` cluster (``scheduler="tcp://..."``, or a
 ``LocalCluster`` when None). The model travels to the workers as its bundle's
 files (JSON and skops, loaded there with :func:`plo_risk.model.bundle.load_bundle`; never
 a pickled model); results come back to the client, which writes the parts.
@@ -61,7 +65,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import (
@@ -84,6 +87,19 @@ from plo_risk.data.schema import (
     is_outcome_column,
     validate_frame,
 )
+from plo_risk.serve._input import (
+    LINE_ERROR,
+    LOST,
+    Piece,
+    Source,
+    SourceError,
+    chunks,
+    fingerprint,
+    open_source,
+    pieces,
+    read_piece,
+)
+from plo_risk.serve._input import columns as input_columns
 from plo_risk.serve.risk_model import PreparedFrame, RiskModel
 from plo_risk.utils.atomic import TEMP_GLOB, atomic_path, write_text_atomic
 from plo_risk.utils.locks import LockHeld, exclusive_lock
@@ -137,7 +153,8 @@ class ScoreSummary:
     n_scored : int
         Rows scored (in ``parts``).
     n_rejected : int
-        Rows rejected (in ``rejects``, one row per bad cell, with the reason).
+        Rows rejected (in ``rejects``, one row per bad cell or per CSV line that
+        cannot be read, with the reason).
     n_flagged : int
         Scored rows in a category above ``"low"``.
     seconds : float
@@ -163,6 +180,10 @@ class ScoreSummary:
     warnings : list of str
         Soft problems of the run (the model's setting does not fit the cohort,
         empty columns), each with what to do.
+    n_unreadable : int
+        Rows lost with a Parquet row group that cannot be decoded: counted from
+        the file's footer, one entry per run of lost rows in ``rejects``
+        (``n_scored + n_rejected + n_unreadable == n_input``).
     """
 
     n_input: int
@@ -181,6 +202,7 @@ class ScoreSummary:
     empty_columns: list[str] = field(default_factory=list)
     mean_risk: float = float("nan")
     warnings: list[str] = field(default_factory=list)
+    n_unreadable: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -198,169 +220,81 @@ class ScoreSummary:
         return pd.concat(frames, ignore_index=True)
 
     def __str__(self) -> str:
+        lost = f"{self.n_unreadable:,} unreadable, " if self.n_unreadable else ""
         return (
             f"{self.n_input:,} rows: {self.n_scored:,} scored "
-            f"({self.n_flagged:,} flagged), {self.n_rejected:,} rejected, "
+            f"({self.n_flagged:,} flagged), {self.n_rejected:,} rejected, {lost}"
             f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) "
             f"-> {self.out_dir}"
         )
 
 
-# ------------------------------------------------------------------- sources
-
-
-@dataclass(frozen=True)
-class _Source:
-    kind: str  # "parquet" or "csv"
-    files: tuple[Path, ...]
-
-    @property
-    def n_rows(self) -> int | None:
-        if self.kind != "parquet":
-            return None
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
-
-
-def _open_source(source: str | os.PathLike) -> _Source:
-    path = Path(source)
-    if not path.exists():
-        raise ScoringError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".parquet")
-        if not files:
-            raise ScoringError(f"{path}: a folder without *.parquet files")
-        kind = "parquet"
-    else:
-        suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-        if suffix in (".parquet", ".pq"):
-            kind = "parquet"
-        elif suffix in (".csv", ".csv.gz"):
-            kind = "csv"
-        else:
-            raise ScoringError(
-                f"{path}: unknown input type {suffix!r}; allowed: .csv, .csv.gz, "
-                ".parquet or a folder of .parquet files"
-            )
-        files = [path]
-    if kind == "parquet":
-        for f in files:
-            try:
-                pq.ParquetFile(f)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ScoringError(
-                    f"{f}: not a readable Parquet file ({exc})"
-                ) from None
-    return _Source(kind, tuple(files))
-
-
-def _columns(src: _Source) -> list[str]:
-    """The input's column names, read from the Parquet schema or the CSV header."""
-    if src.kind == "parquet":
-        names = [pq.read_schema(f).names for f in src.files]
-        for f, other in zip(src.files[1:], names[1:], strict=True):
-            if other != names[0]:
-                raise ScoringError(
-                    f"{f}: its columns differ from {src.files[0].name}'s; the files "
-                    "of a folder must share one schema"
-                )
-        return [c for c in names[0] if not c.startswith("__index_level_")]
-    return _csv_header(src.files[0])
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        return pacsv.open_csv(path).schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ScoringError(f"{path}: not a readable CSV file ({exc})") from None
-
-
-def _fingerprint(src: _Source) -> str:
-    """sha256 over the input files' names, sizes and contents."""
-    h = hashlib.sha256()
-    for f in src.files:
-        h.update(f.name.encode())
-        h.update(str(f.stat().st_size).encode())
-        with open(f, "rb") as fh:
-            h.update(hashlib.file_digest(fh, "sha256").digest())
-    return h.hexdigest()
-
-
-def _csv_reader(path: Path, block_size: int) -> pacsv.CSVStreamingReader:
-    """A streaming CSV reader that reads every column as text.
-
-    Types are decided by :func:`validate_frame`, per cell: inferring them from the
-    first block would make one bad cell further down fail the whole file.
-    """
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_size),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in _csv_header(path)},
-            strings_can_be_null=True,
-        ),
-    )
-
-
-def _batches(src: _Source, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    for f in src.files:
-        if src.kind == "parquet":
-            # pre_buffer=False: the pre-buffered column ranges stay cached until the
-            # whole file is read, so memory would grow with the input (~3 MB a chunk).
-            yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(
-                batch_size=chunk_rows
-            )
-        else:
-            yield from _csv_reader(f, block_size=_csv_block(chunk_rows))
-
-
-def _csv_block(chunk_rows: int) -> int:
-    """CSV bytes read at a time: about one chunk (a generated cohort row is
-    200-290 bytes of CSV; measured)."""
-    return max(1 << 20, chunk_rows * 400)
-
-
-def _chunks(src: _Source, chunk_rows: int) -> Iterator[tuple[int, int, pa.Table]]:
-    """(index, first row, table) of consecutive chunks of exactly chunk_rows rows.
-
-    The reader's batch sizes depend on row groups and CSV blocks; re-slicing them
-    makes the chunks, and so the part files, the same whatever the file layout.
-    """
-    pending: list[pa.RecordBatch] = []
-    n_pending = 0
-    index = start = 0
-    schema = None
-    for batch in _batches(src, chunk_rows):
-        if schema is None:
-            schema = batch.schema
-        elif batch.schema != schema:
-            try:
-                batch = batch.cast(schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-                raise ScoringError(
-                    "the input files do not share one schema: "
-                    f"{batch.schema} vs {schema}"
-                ) from None
-        pending.append(batch)
-        n_pending += batch.num_rows
-        while n_pending >= chunk_rows:
-            table = pa.Table.from_batches(pending, schema=schema)
-            yield index, start, table.slice(0, chunk_rows)
-            rest = table.slice(chunk_rows)
-            pending = rest.to_batches()
-            n_pending = rest.num_rows
-            index += 1
-            start += chunk_rows
-    if n_pending:
-        yield index, start, pa.Table.from_batches(pending, schema=schema)
-
-
 # --------------------------------------------------------------- the chunk
 
 
-def _to_pandas(table: pa.Table, start: int) -> pd.DataFrame:
-    df = ids_as_text(table, ID_COLUMN).to_pandas()
-    df.index = pd.RangeIndex(start, start + len(df))
-    return df
+@dataclass
+class _Chunk:
+    """A chunk's rows: those read (``frame``, indexed by row id) and the reject
+    entries of those that could not be read (``unread``)."""
+
+    frame: pd.DataFrame
+    unread: pd.DataFrame
+    n_input: int
+    n_unreadable: int
+
+
+def _to_pandas(table: pa.Table, start: int) -> _Chunk:
+    n = table.num_rows
+    line = table.column(LINE_ERROR).is_valid().to_numpy(zero_copy_only=False)
+    lost = table.column(LOST).is_valid().to_numpy(zero_copy_only=False)
+    unread = _unread(table, start, line, lost)
+    table = table.drop_columns([LINE_ERROR, LOST])
+    bad = line | lost
+    if bad.any():
+        table = table.filter(pa.array(~bad))
+    table = ids_as_text(table, ID_COLUMN)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type) and f.name != ID_COLUMN:
+            # A database's NUMERIC column: a number, read as one.
+            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
+    df = table.to_pandas()
+    df.index = pd.Index(np.flatnonzero(~bad) + start, dtype=np.int64)
+    if not bad.any():
+        df.index = pd.RangeIndex(start, start + n)
+    return _Chunk(df, unread, n, int(lost.sum()))
+
+
+def _unread(table: pa.Table, start: int, line: np.ndarray, lost: np.ndarray):
+    """Reject entries for the rows that could not be read: one per bad CSV line,
+    one per run of rows lost with an unreadable Parquet row group."""
+    entries = []
+    if line.any():
+        pos = np.flatnonzero(line)
+        for p, msg in zip(
+            pos, table.column(LINE_ERROR).take(pa.array(pos)).to_pylist(), strict=True
+        ):
+            entries.append((start + int(p), "(line)", "", "unreadable_line", msg))
+    if lost.any():
+        pos = np.flatnonzero(lost)
+        msgs = table.column(LOST).take(pa.array(pos)).to_pylist()
+        breaks = np.flatnonzero((np.diff(pos) != 1) | (np.array(msgs[1:]) != msgs[:-1]))
+        for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(pos) - 1], strict=True):
+            first, last = start + int(pos[a]), start + int(pos[b])
+            entries.append(
+                (
+                    first,
+                    "(rows)",
+                    f"rows {first}-{last}",
+                    "unreadable",
+                    f"rows {first:,} to {last:,} ({last - first + 1:,} rows) are "
+                    f"lost: {msgs[a]}",
+                )
+            )
+    frame = pd.DataFrame(
+        entries, columns=["row", "field", "value", "reason", "message"]
+    )
+    frame.insert(1, ID_COLUMN, None)
+    return frame.astype({"row": np.int64})
 
 
 def score_frame(
@@ -521,9 +455,10 @@ def _chunk_stats(df: pd.DataFrame, scored: pd.DataFrame, fields: list[str]) -> d
 
 
 def _write_part(
-    out: Path, index: int, start: int, n_input: int, scored, rejects, stats: dict
+    out: Path, index: int, start: int, chunk: _Chunk, scored, rejects, stats: dict
 ):
-    n_rejected = n_input - len(scored)
+    n_input, n_unreadable = chunk.n_input, chunk.n_unreadable
+    n_rejected = n_input - len(scored) - n_unreadable
     n_flagged = int((scored["category"] != "low").sum())
     meta = {
         "part": index,
@@ -531,6 +466,7 @@ def _write_part(
         "n_input": n_input,
         "n_scored": len(scored),
         "n_rejected": n_rejected,
+        "n_unreadable": n_unreadable,
         "n_flagged": n_flagged,
         "stats": stats,
     }
@@ -805,8 +741,11 @@ def score_cohort(
     except ValidationError as exc:
         raise ScoringError(f"units: {exc}") from None
 
-    src = _open_source(source)
-    columns = _columns(src)
+    try:
+        src = open_source(source)
+        columns = input_columns(src)
+    except SourceError as exc:
+        raise ScoringError(str(exc)) from None
     ignored = _check_columns(columns, model, units, src, unknown_columns)
     out = Path(out_dir)
     job = {
@@ -814,7 +753,7 @@ def score_cohort(
         "model_fingerprint": _model_fingerprint(model),
         "prevalence": float(model.model.prevalence_),
         "input": [str(f.resolve()) for f in src.files],
-        "input_fingerprint": _fingerprint(src),
+        "input_fingerprint": fingerprint(src),
         "chunk_rows": chunk_rows,
         "explain": explain,
         "top_k": top_k,
@@ -880,7 +819,7 @@ def _load_model(model):
 
 
 def _check_columns(
-    columns: list[str], model, units, src: _Source, unknown_columns: str
+    columns: list[str], model, units, src: Source, unknown_columns: str
 ) -> list[str]:
     """Problems of the input as a whole stop it up front: a required column
     absent, or a column that is not a catalog field (a misspelled field would
@@ -916,7 +855,7 @@ def _check_columns(
     return unknown
 
 
-def _run_local(model, src: _Source, out: Path, job: dict, mode: str):
+def _run_local(model, src: Source, out: Path, job: dict, mode: str):
     """Chunks in order; the next chunk is read and validated while this one is
     predicted and written (xgboost and Parquet I/O release the GIL)."""
     bar = _Progress(src.n_rows, mode)
@@ -924,12 +863,12 @@ def _run_local(model, src: _Source, out: Path, job: dict, mode: str):
     resumed = 0
 
     def prepare(start: int, table: pa.Table):
-        df = _to_pandas(table, start)
-        return df, _validate_chunk(model, df, job["units"])
+        chunk = _to_pandas(table, start)
+        return chunk, _validate_chunk(model, chunk.frame, job["units"])
 
     def todo() -> Iterator[tuple[int, int, pa.Table]]:
         nonlocal resumed
-        for index, start, table in _chunks(src, job["chunk_rows"]):
+        for index, start, table in chunks(src, job["chunk_rows"]):
             done = _finished(out, index)
             if done is not None and done.get("n_input") == table.num_rows:
                 metas.append({**done, "resumed": True})
@@ -957,10 +896,20 @@ def _run_local(model, src: _Source, out: Path, job: dict, mode: str):
 
 
 def _score_and_write(model, out: Path, job: dict, index: int, start: int, future):
-    df, res = future.result()
-    scored, rejects = _finish_chunk(model, df, res, job["explain"], job["top_k"])
-    stats = _chunk_stats(df, scored, job["fields"])
-    return _write_part(out, index, start, len(df), scored, rejects, stats)
+    chunk, res = future.result()
+    scored, rejects = _finish_chunk(
+        model, chunk.frame, res, job["explain"], job["top_k"]
+    )
+    stats = _chunk_stats(chunk.frame, scored, job["fields"])
+    return _write_part(out, index, start, chunk, scored, _with(rejects, chunk), stats)
+
+
+def _with(rejects: pd.DataFrame, chunk: _Chunk) -> pd.DataFrame:
+    """The chunk's reject entries: bad cells and unreadable rows, in row order."""
+    if not len(chunk.unread):
+        return rejects
+    both = pd.concat([rejects, chunk.unread], ignore_index=True)
+    return both.sort_values("row", kind="stable").reset_index(drop=True)
 
 
 # -------------------------------------------------------------------- dask
@@ -991,35 +940,22 @@ def _worker_model(key: str, files: Mapping[str, bytes]):
     return _WORKER_MODELS[key]
 
 
-def _dask_chunk(df: pd.DataFrame, start: int, key: str, files, job: dict):
+def _dask_chunk(piece: Piece, key: str, files, job: dict):
+    """A dask task: read one piece of the input and score it, on the worker."""
     model = _worker_model(key, files)
-    df = df.copy()
-    df.index = pd.RangeIndex(start, start + len(df))
+    chunk = _to_pandas(read_piece(piece), piece.start)
     scored, rejects = score_frame(
-        model, df, explain=job["explain"], top_k=job["top_k"], units=job["units"]
+        model,
+        chunk.frame,
+        explain=job["explain"],
+        top_k=job["top_k"],
+        units=job["units"],
     )
-    return len(df), scored, rejects, _chunk_stats(df, scored, job["fields"])
+    stats = _chunk_stats(chunk.frame, scored, job["fields"])
+    return chunk, scored, _with(rejects, chunk), stats
 
 
-def _dask_frame(src: _Source, chunk_rows: int):
-    import dask.dataframe as dd  # optional: the dask extra, only for engine="dask"
-
-    files = [str(f) for f in src.files]
-    if src.kind == "parquet":
-        # One partition per row group: write the input with row groups of about
-        # chunk_rows rows to bound each worker's memory.
-        return dd.read_parquet(files, split_row_groups=True)
-    # Every column as text, as the local engine reads CSV.
-    return dd.read_csv(
-        files,
-        dtype={name: "string" for name in _csv_header(src.files[0])},
-        blocksize=_csv_block(chunk_rows),
-        keep_default_na=False,
-        na_values=[""],
-    )
-
-
-def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, mode: str):
+def _run_dask(model, src: Source, out: Path, job: dict, scheduler, mode: str):
     try:
         # optional: the dask extra, only for engine="dask"
         from distributed import Client, LocalCluster, as_completed
@@ -1045,42 +981,31 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, mode: str):
             ) from None
     bar = None
     try:
-        ddf = _dask_frame(src, job["chunk_rows"])
-        # Row ids need each partition's offset: one pass over the lengths first.
-        lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
-        wanted = max(1, -(-sum(lengths) // job["chunk_rows"]))
-        if len(lengths) < wanted:
-            # A file with fewer row groups (or CSV blocks) than chunks of
-            # chunk_rows: split the partitions to about that size.
-            ddf = ddf.repartition(npartitions=wanted)
-            lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-        bar = _Progress(sum(lengths), mode)
+        # Each worker reads its own piece of the input with the local engine's
+        # reader; the pieces' row counts come from Parquet footers or one pass
+        # over the CSV's line ends.
+        plan = pieces(src, job["chunk_rows"])
+        bar = _Progress(sum(p.rows for p in plan), mode)
         files = _bundle_files(model)
         key = job["model_fingerprint"]
         files_future = client.scatter(files, broadcast=True)
         metas: dict[int, dict] = {}
         resumed = 0
         futures = {}
-        parts = ddf.to_delayed()
-        for index, (delayed, start, n) in enumerate(
-            zip(parts, starts, lengths, strict=True)
-        ):
+        for index, piece in enumerate(plan):
             done = _finished(out, index)
-            if done is not None and done.get("n_input") == n:
+            if done is not None and done.get("n_input") == piece.rows:
                 metas[index] = {**done, "resumed": True}
                 resumed += 1
-                bar.advance(n, work=False)
+                bar.advance(piece.rows, work=False)
                 continue
-            fut = client.compute(_delayed_chunk(delayed, start, key, files_future, job))
-            futures[fut] = (index, start)
+            fut = client.submit(_dask_chunk, piece, key, files_future, job, pure=False)
+            futures[fut] = (index, piece.start)
         for fut in as_completed(list(futures)):
             index, start = futures[fut]
-            n_input, scored, rejects, stats = fut.result()
-            metas[index] = _write_part(
-                out, index, start, n_input, scored, rejects, stats
-            )
-            bar.advance(n_input)
+            chunk, scored, rejects, stats = fut.result()
+            metas[index] = _write_part(out, index, start, chunk, scored, rejects, stats)
+            bar.advance(chunk.n_input)
     finally:
         if bar is not None:
             bar.close()
@@ -1088,12 +1013,6 @@ def _run_dask(model, src: _Source, out: Path, job: dict, scheduler, mode: str):
         if cluster is not None:
             cluster.close()
     return [metas[i] for i in sorted(metas)], resumed
-
-
-def _delayed_chunk(part, start, key, files, job):
-    import dask  # optional: the dask extra, only for engine="dask"
-
-    return dask.delayed(_dask_chunk, pure=True)(part, start, key, files, job)
 
 
 # ------------------------------------------------------------------- finish
@@ -1104,9 +1023,11 @@ def _finish(out: Path, job: dict, metas, resumed: int, model, seconds: float):
     n_scored = sum(m["n_scored"] for m in metas)
     n_rejected = sum(m["n_rejected"] for m in metas)
     n_flagged = sum(m["n_flagged"] for m in metas)
-    if n_scored + n_rejected != n_input:  # pragma: no cover - an internal invariant
-        raise ScoringError(
-            f"{out}: {n_scored} scored + {n_rejected} rejected != {n_input} input rows"
+    n_unreadable = sum(m.get("n_unreadable", 0) for m in metas)
+    if n_scored + n_rejected + n_unreadable != n_input:  # pragma: no cover
+        raise ScoringError(  # an internal invariant
+            f"{out}: {n_scored} scored + {n_rejected} rejected + {n_unreadable} "
+            f"unreadable != {n_input} input rows"
         )
     n_resumed_rows = sum(m["n_input"] for m in metas if m.get("resumed"))
     empty, mean_risk, notes = _review(job, metas, model, n_scored)
@@ -1120,6 +1041,7 @@ def _finish(out: Path, job: dict, metas, resumed: int, model, seconds: float):
         "n_input": n_input,
         "n_scored": n_scored,
         "n_rejected": n_rejected,
+        "n_unreadable": n_unreadable,
         "n_flagged": n_flagged,
         "mean_risk": mean_risk,
         "ignored_columns": job["ignored_columns"],
@@ -1149,6 +1071,7 @@ def _finish(out: Path, job: dict, metas, resumed: int, model, seconds: float):
         empty_columns=empty,
         mean_risk=mean_risk,
         warnings=notes,
+        n_unreadable=n_unreadable,
     )
 
 
