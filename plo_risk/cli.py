@@ -50,7 +50,12 @@ from plo_risk.report import SEED_CASE, metric_label, model_card
 from plo_risk.serve.risk_model import SETTINGS, RiskModel
 from plo_risk.serve.scoring import ENGINES, EXPLAIN_OPTIONS, ScoringError, score_cohort
 from plo_risk.serve.tracking import CHAMPION_ALIAS, REGISTERED_NAME
-from plo_risk.utils.atomic import atomic_path
+from plo_risk.utils.atomic import (
+    DISK_FULL,
+    DiskFullError,
+    atomic_path,
+    disk_full_message,
+)
 
 app = typer.Typer(
     help="Explained fracture risk in pregnancy- and lactation-associated "
@@ -1193,9 +1198,18 @@ def _corrupted(df, *, rate: float, seed: int):
     return df
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+def main() -> None:
+    """The console script: the app, with a full disk said in one line (exit 1)."""
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        path = exc.filename or "a file"
+        message = exc.strerror if isinstance(exc, DiskFullError) else None
+        err_console.print(message or disk_full_message(path, exc), markup=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

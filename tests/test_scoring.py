@@ -838,3 +838,59 @@ def test_any_csv_lines_are_scored_or_rejected_never_lost(model, tmp_path, lines,
     rejected = set(s.read(rejects=True).get("row", []))
     assert {i for i, t in enumerate(rows) if t in _GOOD[1:]} <= scored
     assert scored | rejected == set(range(len(rows))) and not scored & rejected
+
+
+def _no_space(real, after: int):
+    """pq.write_table that fails with ENOSPC from the ``after``-th call on."""
+    import errno
+
+    calls = {"n": 0}
+
+    def write_table(table, where, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > after:
+            Path(where).write_bytes(b"PAR1 half")  # a half-written temporary file
+            raise OSError(errno.ENOSPC, "No space left on device", str(where))
+        return real(table, where, *args, **kwargs)
+
+    return write_table
+
+
+def test_a_full_disk_is_one_clear_error_nothing_half_written_and_resume_finishes(
+    model, cohort_file, tmp_path, monkeypatch
+):
+    import pyarrow.parquet as pq
+
+    from plo_risk.utils.atomic import DiskFullError
+
+    real = pq.write_table
+    monkeypatch.setattr(pq, "write_table", _no_space(real, after=3))
+    out = tmp_path / "out"
+    with pytest.raises(DiskFullError, match=r"the disk is full .* free some space"):
+        score_cohort(model, cohort_file, out, chunk_rows=1500)
+    assert not list(out.glob(".*tmp*")) and not list(out.glob("rejects/.*tmp*"))
+    assert not (out / "_SUCCESS").exists()
+    for part in out.glob("**/part-*.parquet"):
+        pq.read_metadata(part)  # every part under a final name is whole
+    monkeypatch.setattr(pq, "write_table", real)
+    s = score_cohort(model, cohort_file, out, chunk_rows=1500)
+    assert s.resumed_parts >= 1 and s.n_scored + s.n_rejected == s.n_input == 6000
+
+
+def test_the_cli_says_a_full_disk_in_one_line(
+    bundle_path, cohort_file, tmp_path, monkeypatch, capsys
+):
+    import pyarrow.parquet as pq
+
+    from plo_risk import cli
+
+    monkeypatch.setattr(pq, "write_table", _no_space(pq.write_table, after=0))
+    args = ["plo-risk", "score", "--model", str(bundle_path), "--input"]
+    monkeypatch.setattr(
+        sys, "argv", [*args, str(cohort_file), "--out", str(tmp_path / "o")]
+    )
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 1
+    text = capsys.readouterr().err
+    assert "the disk is full" in text and "Traceback" not in text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,27 @@ from pathlib import Path
 # Temporary names look like ".<name>.tmp-<pid>": hidden, and recognisable as
 # leftovers of a killed process (see TEMP_GLOB).
 TEMP_GLOB = ".*.tmp-*"
+# errno values that mean the disk (or the user's quota) is full.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk or quota is full; nothing half-written was
+    left under the final name."""
+
+
+def disk_full_message(path: str | os.PathLike, exc: OSError) -> str:
+    """One line for a full disk: where, how much is free, and what to do."""
+    path = Path(path)
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"{path}: cannot write, the disk is full ({exc.strerror or exc}; {free}). "
+        "Nothing half-written was left under that name; free some space and run "
+        "again (a scoring run resumes from its finished parts)"
+    )
 
 
 @contextmanager
@@ -27,6 +50,12 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
     fsync : bool, default=False
         Flush the file to disk before the rename (a crash right after the rename
         then cannot leave an empty file under the final name).
+
+    Raises
+    ------
+    DiskFullError
+        The disk or quota filled up while writing (ENOSPC, EDQUOT, EFBIG), with a
+        message that says so in one line.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +66,10 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL or isinstance(exc, DiskFullError):
+            raise
+        raise DiskFullError(exc.errno, disk_full_message(path, exc)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
