@@ -734,3 +734,32 @@ def test_per_row_units_convert_and_unknown_or_missing_units_are_rejected():
     assert rejects.loc[3, "reason"].startswith("unit missing in column PRL_unit")
     assert "ng/mL" in rejects.loc[3, "reason"]
     assert len(result.frame) + result.quality.n_rejected_rows == 4
+
+
+def test_exact_decimals_are_numbers_and_decimal_commas_read_when_the_mapping_says(
+    tmp_path,
+):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ages = [decimal.Decimal("30.5"), decimal.Decimal("31"), decimal.Decimal("29.25")]
+    frame = _frame(Age=ages)
+    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "d.parquet")
+    assert pq.read_schema(tmp_path / "d.parquet").field("Age").type == pa.decimal128(
+        4, 2
+    )
+    for source in (frame, tmp_path / "d.parquet"):
+        result = ingest(source, BASE)
+        assert result.frame["age_years"].tolist() == [30.5, 31.0, 29.25]
+
+    (tmp_path / "c.csv").write_text("Age;Parity;PP\n30,5;1;2,5\n31;2;3\n-0,5;1;1\n")
+    plain = ingest(tmp_path / "c.csv", BASE)
+    assert len(plain.frame) == 1  # "30,5" is not a number with a decimal point
+    comma = ingest(tmp_path / "c.csv", {**BASE, "decimal": ","})
+    assert comma.frame["age_years"].tolist() == [30.5, 31.0]
+    assert comma.frame["months_postpartum"].tolist() == [2.5, 3.0]
+    assert len(comma.frame) + comma.quality.n_rejected_rows == 3  # age -0.5 rejected
+    with pytest.raises(MappingError, match=r"decimal=';': input should be"):
+        ingest(tmp_path / "c.csv", {**BASE, "decimal": ";"})

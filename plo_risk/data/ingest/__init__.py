@@ -22,6 +22,7 @@ The flat mapping format
       false: ["N", "no", "0"]
     invalid: blank           # blank | reject: what an unreadable cell does
     duplicates: merge        # merge | keep: rows sharing an id
+    decimal: "."             # "." | ",": the decimal mark of numbers written as text
     columns:                 # source column -> catalog field
       Age: age_years                                      # short form
       vit_d_nmol: {field: vitamin_d_25oh, unit: nmol/L}   # whole column in a unit
@@ -48,6 +49,11 @@ The flat mapping format
   token, a value out of range, an unknown unit) with that cell missing, and lists
   the cell in :attr:`QualityReport.unrecovered`. ``invalid: reject`` sends the
   row to ``rejects``. A bad required field or outcome always rejects the row.
+* ``decimal: ","`` reads text numbers written with a decimal comma (``"30,5"``, as
+  a European spreadsheet exports them; a CSV whose header has ``;`` and no ``,`` is
+  split on ``;``). Only digits with one comma are read so (no thousands marks).
+  Exact decimals (Python ``Decimal`` cells, Parquet ``decimal128`` columns, a
+  database's ``NUMERIC``) are numbers whatever this says.
 * ``duplicates: merge`` keeps one row per id (the first), each column taking the
   first non-missing value of that patient's rows; disagreements are counted.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -103,6 +104,7 @@ class RegistryMapping:
     false_tokens: frozenset[str] = frozenset()
     invalid: str = "blank"
     duplicates: str = "merge"
+    decimal: str = "."
     dates: tuple[DateSpec, ...] = ()
     ignore: tuple[str, ...] = ()
     where: str = "mapping"
@@ -338,6 +340,7 @@ class MappingDocument(ConfigModel):
     booleans: _Booleans | None = None
     invalid: Literal["blank", "reject"] = "blank"
     duplicates: Literal["merge", "keep"] = "merge"
+    decimal: Literal[".", ","] = "."
     columns: dict[str, ColumnEntry]
     dates: dict[str, DateEntry] | None = None  # type: ignore[valid-type]
     ignore: list[str] | None = None
@@ -499,6 +502,7 @@ def load_mapping(
         false_tokens=frozenset(booleans.false),
         invalid=parsed.invalid,
         duplicates=parsed.duplicates,
+        decimal=parsed.decimal,
         dates=tuple(
             DateSpec(name, getattr(e, "from"), e.to, e.format)
             for name, e in (parsed.dates or {}).items()
@@ -544,7 +548,35 @@ def read_source(source: Any, m: RegistryMapping) -> tuple[pd.DataFrame, str]:
             f"source {name}: column(s) {', '.join(map(str, dup.unique()))} appear twice"
         )
     df.columns = [str(c) for c in df.columns]
-    return df.reset_index(drop=True), name
+    return _numbers(df.reset_index(drop=True), m), name
+
+
+# Digits with one decimal comma: "30,5", "-0,25" (no thousands marks).
+_DECIMAL_COMMA = r"^\s*[+-]?\d+,\d+\s*$"
+
+
+def _numbers(df: pd.DataFrame, m: RegistryMapping) -> pd.DataFrame:
+    """Exact decimals as floats, and decimal-comma text when the mapping says so."""
+    for col in m.source_columns:
+        if col not in df.columns or col == m.id:
+            continue
+        if not (df[col].dtype == object or pd.api.types.is_string_dtype(df[col])):
+            continue
+        s = df[col].astype(object)
+        changed = False
+        exact = s.map(lambda v: isinstance(v, Decimal))
+        if exact.any():
+            s = s.where(~exact, s[exact].map(float))
+            changed = True
+        if m.decimal == ",":
+            text = s.map(lambda v: isinstance(v, str))
+            comma = text & s.where(text, "").astype(str).str.match(_DECIMAL_COMMA)
+            if comma.any():
+                s = s.where(~comma, s[comma].str.replace(",", ".").map(float))
+                changed = True
+        if changed:
+            df[col] = s
+    return df
 
 
 def _read_file(path: Path, kind: str, m: RegistryMapping) -> pd.DataFrame:
