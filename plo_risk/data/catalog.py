@@ -15,8 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from plo_risk.data.references import (
     UnknownCitationError,
     cite_keys,
@@ -24,6 +22,7 @@ from plo_risk.data.references import (
     load_references,
 )
 from plo_risk.data.rules import Rule, RuleError, load_rules
+from plo_risk.utils.config import ConfigError, safe_yaml
 from plo_risk.utils.resources import shipped_file
 
 __all__ = [
@@ -250,9 +249,9 @@ def _load_default() -> Catalog:
 def _load(path: Path) -> Catalog:
     raw = path.read_bytes()
     try:
-        doc = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+        doc = safe_yaml(raw, str(path))
+    except ConfigError as exc:
+        raise CatalogError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("fields"), list):
         raise CatalogError(f"{path}: expected a mapping with a 'fields' list")
     extra = sorted(set(doc) - {"version", "fields", "rules"})

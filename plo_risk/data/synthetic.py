@@ -51,7 +51,13 @@ from plo_risk.data.literature import (
     default_literature_path,
     load_literature,
 )
-from plo_risk.utils.config import ConfigError, ConfigModel, closest_name, parse_config
+from plo_risk.utils.config import (
+    ConfigError,
+    ConfigModel,
+    closest_name,
+    parse_config,
+    safe_yaml,
+)
 from plo_risk.utils.resources import REPO_ROOT, shipped_file
 
 __all__ = [
@@ -252,9 +258,9 @@ def params_schema() -> type[ConfigModel]:
 @lru_cache(maxsize=8)
 def _parse_params(raw: bytes, where: str) -> tuple[dict[str, dict[str, Any]], str]:
     try:
-        doc = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ParamsError(where, [f"not valid YAML: {exc}"]) from None
+        doc = safe_yaml(raw, where)
+    except ConfigError as exc:
+        raise ParamsError(where, exc.problems) from None
     try:
         parsed = parse_config(params_schema(), doc, where)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -317,16 +318,43 @@ def _marked(
     table: pa.Table, lost: str | None, n: int = 0, schema: pa.Schema | None = None
 ) -> pa.Table:
     if lost is not None:
-        table = pa.Table.from_arrays(
-            [pa.nulls(n, f.type) for f in schema], schema=schema
-        ).replace_schema_metadata(None)
+        table, _ = _plain(
+            pa.Table.from_arrays(
+                [pa.nulls(n, f.type) for f in schema], schema=schema
+            ).replace_schema_metadata(None)
+        )
         marks = pa.array([lost] * n, pa.string())
+        line = pa.nulls(n, pa.string())
     else:
-        table = table.replace_schema_metadata(None)
+        table, line = _plain(table.replace_schema_metadata(None))
         marks = pa.nulls(table.num_rows, pa.string())
-    return table.append_column(
-        LINE_ERROR, pa.nulls(table.num_rows, pa.string())
-    ).append_column(LOST, marks)
+    return table.append_column(LINE_ERROR, line).append_column(LOST, marks)
+
+
+def _plain(table: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """Nested columns as their text (so a list cell is rejected like any bad
+    value), bytes as UTF-8 text; a row with bytes that are not UTF-8 is marked."""
+    bad: list[str | None] = [None] * table.num_rows
+    for i, f in enumerate(table.schema):
+        t = f.type
+        if pa.types.is_nested(t):
+            values = [
+                None if v is None else json.dumps(v, default=str)
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, f.name, pa.array(values, pa.string()))
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            values = []
+            for row, v in enumerate(table.column(i).to_pylist()):
+                try:
+                    values.append(None if v is None else v.decode("utf-8"))
+                except UnicodeDecodeError:
+                    values.append(None)
+                    bad[row] = (
+                        bad[row] or f"{f.name} holds bytes that are not UTF-8 text"
+                    )
+            table = table.set_column(i, f.name, pa.array(values, pa.string()))
+    return table, pa.array(bad, pa.string())
 
 
 # -------------------------------------------------------------------- chunks

@@ -273,7 +273,7 @@ def _unread(table: pa.Table, start: int, line: np.ndarray, lost: np.ndarray):
         for p, msg in zip(
             pos, table.column(LINE_ERROR).take(pa.array(pos)).to_pylist(), strict=True
         ):
-            entries.append((start + int(p), "(line)", "", "unreadable_line", msg))
+            entries.append((start + int(p), "(row)", "", "unreadable_row", msg))
     if lost.any():
         pos = np.flatnonzero(lost)
         msgs = table.column(LOST).take(pa.array(pos)).to_pylist()

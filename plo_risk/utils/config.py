@@ -205,12 +205,40 @@ def parse_config(
     return result
 
 
+# A configuration file larger than this is not one (a mapping or an experiment is
+# a few kilobytes).
+MAX_YAML_BYTES = 1 << 20
+
+
+def safe_yaml(raw: str | bytes, where: str) -> Any:
+    """The document of YAML text, read with the safe loader (no Python tags).
+
+    Raises
+    ------
+    ConfigError
+        Not UTF-8, not YAML, nested too deeply to read, or over
+        :data:`MAX_YAML_BYTES`; the message names ``where``.
+    """
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(
+            where, [f"{len(raw):,} bytes; a configuration file is at most 1 MiB"]
+        )
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            where, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(where, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(where, ["nested too deeply to be read"]) from None
+
+
 def read_yaml_file(path: str | Path, what: str) -> Any:
     """A YAML file's document; FileNotFoundError or ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    return safe_yaml(path.read_bytes(), str(path))

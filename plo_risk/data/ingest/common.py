@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from plo_risk.utils.config import ConfigError
+from plo_risk.utils.config import ConfigError, safe_yaml
 
 __all__ = [
     "DAYS_PER_UNIT",
@@ -101,9 +100,9 @@ def read_yaml(source: str | Path | Mapping, what: str) -> tuple[dict, str]:
     if not path.is_file():
         raise MappingError(f"{what} {path}: no such file")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from None
+        doc = safe_yaml(path.read_bytes(), str(path))
+    except ConfigError as exc:
+        raise MappingError(exc.where, exc.problems) from None
     if not isinstance(doc, dict):
         raise MappingError(f"{path}: expected a mapping of keys, got {doc!r}")
     return doc, str(path)
