@@ -59,6 +59,7 @@ from plo_risk.utils.version import package_version
 __all__ = [
     "BundleError",
     "BundleInfo",
+    "bundle_digest",
     "data_fingerprint",
     "load_bundle",
     "save_bundle",
@@ -249,7 +250,53 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     BundleError
         Naming the file that is missing, extra or changed.
     """
-    path = Path(path)
+    return _read_manifest(Path(path), values=True)[0]
+
+
+def bundle_digest(path: str | Path) -> str:
+    """The sha256 of a bundle: of its ``manifest.json``, after checking every file.
+
+    The manifest lists the sha256 of every other file and is written as canonical
+    JSON, so this one digest pins the whole bundle: any changed byte of any file,
+    a file added or removed, or a manifest resealed by hand gives another digest.
+    MLflow's registry records it at registration (the model version tag
+    ``plo_risk.bundle_sha256``) and a signature (:func:`sign_bundle`) signs it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A bundle folder.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    BundleError
+        When the bundle does not check (a changed, missing or extra file). Its
+        fields' ranges are checked on load, not here: a bundle training wrote has
+        a digest even when it cannot be served (a constant model's slope).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from plo_risk.data.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> X = generate_cohort(400, seed=1).drop(
+    ...     columns=["patient_id", "fracture", "true_risk"])
+    >>> y = generate_cohort(400, seed=1)["fracture"]
+    >>> model = make_model("clinical_rule", cv=2).fit(X, y)
+    >>> folder = save_bundle(model, tempfile.mkdtemp() + "/b", model_name="rule")
+    >>> digest = bundle_digest(folder)
+    >>> len(digest), digest == bundle_digest(folder)
+    (64, True)
+    """
+    return _read_manifest(Path(path), values=False)[1]
+
+
+def _read_manifest(path: Path, *, values: bool) -> tuple[dict[str, Any], str]:
     if not path.is_dir():
         raise BundleError(
             f"{path}: not a bundle folder (it does not exist or is a file)"
@@ -276,7 +323,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BundleError(
             f"{mpath}: manifest.json was modified (its hash does not match its content)"
         )
-    _check_fields(manifest, mpath)
+    _check_fields(manifest, mpath, values=values)
     files = manifest["files"]
     present = {p.name for p in path.iterdir()} - {MANIFEST}
     for name in sorted(set(files) - present):
@@ -303,7 +350,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                 f"{path / name}: {name} was modified (sha256 does not "
                 "match manifest.json)"
             )
-    return manifest
+    return manifest, hashlib.sha256(raw).hexdigest()
 
 
 #: The largest file a bundle may hold (a model of ours is a few MB).
@@ -331,10 +378,13 @@ def _plain_name(name: Any) -> bool:
     )
 
 
-def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
+def _check_fields(
+    manifest: Mapping[str, Any], mpath: Path, *, values: bool = True
+) -> None:
     """Every field a load reads has its type and range: plain file names inside the
     bundle, a positive finite calibration slope, thresholds in (0, 1), ...
-    A bundle resealed by hand with a slope of 0 or a member outside it is refused."""
+    A bundle resealed by hand with a slope of 0 or a member outside it is refused.
+    ``values=False`` checks only the file list (what a digest needs to read)."""
     problems: list[str] = []
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
@@ -345,6 +395,10 @@ def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
             problems.append(f"files: {name!r} is not a plain file name in the bundle")
         if not (isinstance(digest, str) and len(digest) == 64):
             problems.append(f"files: {name!r} has no sha256 digest")
+    if not values:
+        if problems:
+            raise BundleError(f"{mpath}: " + "; ".join(problems))
+        return
     model_file = manifest.get("model_file")
     if model_file is not None and model_file not in files:
         problems.append(f"model_file: {model_file!r} is not one of the bundle's files")
