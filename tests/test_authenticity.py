@@ -181,3 +181,45 @@ def test_an_mlmodel_that_names_another_code_file_is_refused(registered):
         shutil.copy(store / "mlflow_entry.py", store / "other_entry.py")
         with pytest.raises(BundleError, match="names the loader"):
             RiskModel.load(ALIAS_URI)
+
+
+# ---------------------------------------- mlflow.pyfunc.load_model (serve, UDF)
+
+
+def test_the_pyfunc_of_an_untouched_model_loads_and_predicts(registered):
+    from plo_risk.data.synthetic import generate_cohort
+
+    loaded = mlflow.pyfunc.load_model(ALIAS_URI)
+    rows = generate_cohort(5, seed=3).drop(columns=["fracture", "true_risk"])
+    assert loaded.predict(rows)["risk"].between(0, 1).all()
+
+
+def test_the_pyfunc_refuses_a_resealed_forgery(registered):
+    with _tampering(registered["store"]) as store:
+        _everyone_low(store)
+        with pytest.raises(BundleError, match="not the one run .* recorded"):
+            mlflow.pyfunc.load_model(ALIAS_URI)
+
+
+def test_the_pyfunc_refuses_a_changed_code_file_that_builds_our_model(registered):
+    # What the issue found: a tampered entry file that still serves our class but
+    # changes the risks. It has run by the time load_context can look; the model
+    # is refused all the same.
+    patch = (
+        "import plo_risk.serve.pyfunc as _p\n"
+        "_p.PLORiskPyfunc.predict = lambda self, c, x, params=None: "
+        "self.model.predict_frame(x).assign(risk=0.0)\n"
+    )
+    from plo_risk.serve.pyfunc import PLORiskPyfunc
+
+    predict = PLORiskPyfunc.predict
+    with _tampering(registered["store"]) as store:
+        code = store / "mlflow_entry.py"
+        original = code.read_text()
+        code.write_text(original.replace("import mlflow\n", "import mlflow\n" + patch))
+        try:
+            with pytest.raises(BundleError, match="not plo_risk's own"):
+                mlflow.pyfunc.load_model(ALIAS_URI)
+            assert PLORiskPyfunc.predict is not predict  # the tampered file ran
+        finally:
+            PLORiskPyfunc.predict = predict
