@@ -18,6 +18,10 @@ A bundle holds one fitted :class:`~plo_risk.model.calibration.PlattCalibratedCla
     allowlist of types (skops rebuilds objects from a schema; it never unpickles).
 ``ensemble-NNN.<ext>``
     The members of the bootstrap interval ensemble, in the same format.
+``signature.ed25519`` (optional)
+    An Ed25519 signature over :func:`bundle_digest` (:func:`sign_bundle`), the
+    only file a bundle may hold that its manifest does not list;
+    ``load_bundle(path, public_key=...)`` requires it.
 
 No pickle, joblib or cloudpickle is on any load path. A changed byte, a missing or
 extra file, or a catalog mismatch is refused with an error naming it.
@@ -54,15 +58,26 @@ from plo_risk.model.families import (
     get_family,
 )
 from plo_risk.model.features import pipeline_from_dict, pipeline_to_dict
+from plo_risk.model.signing import (
+    MAX_SIGNATURE_BYTES,
+    SIGNATURE,
+    SigningKeyError,
+    load_private_key,
+    load_public_key,
+    sign_digest,
+    signature_problem,
+)
 from plo_risk.utils.version import package_version
 
 __all__ = [
     "BundleError",
     "BundleInfo",
+    "SigningKeyError",
     "bundle_digest",
     "data_fingerprint",
     "load_bundle",
     "save_bundle",
+    "sign_bundle",
 ]
 
 FORMAT = "plo-risk-bundle"
@@ -260,7 +275,7 @@ def bundle_digest(path: str | Path) -> str:
     JSON, so this one digest pins the whole bundle: any changed byte of any file,
     a file added or removed, or a manifest resealed by hand gives another digest.
     MLflow's registry records it at registration (the model version tag
-    ``plo_risk.bundle_sha256``) and a signature (:func:`sign_bundle`) signs it.
+    ``plo_risk.bundle_sha256``) and :func:`sign_bundle` signs it.
 
     Parameters
     ----------
@@ -328,29 +343,66 @@ def _read_manifest(path: Path, *, values: bool) -> tuple[dict[str, Any], str]:
     present = {p.name for p in path.iterdir()} - {MANIFEST}
     for name in sorted(set(files) - present):
         raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
-    for name in sorted(present - set(files)):
+    for name in sorted(present - set(files) - {SIGNATURE}):
         raise BundleError(
             f"{path}: {name} is not part of the bundle (not in "
             "manifest.json); remove it"
         )
     for name, digest in sorted(files.items()):
-        info = os.lstat(path / name)
-        if not stat.S_ISREG(info.st_mode):
-            raise BundleError(
-                f"{path / name}: not a regular file (a link, folder or device); "
-                "refusing to read it"
-            )
-        if info.st_size > MAX_FILE_BYTES:
-            raise BundleError(
-                f"{path / name}: {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} "
-                "a bundle file may hold"
-            )
-        if _sha256(path / name) != digest:
+        if hashlib.sha256(_read_regular(path / name)).hexdigest() != digest:
             raise BundleError(
                 f"{path / name}: {name} was modified (sha256 does not "
                 "match manifest.json)"
             )
+    if SIGNATURE in present:  # read only when a key is given, but never a FIFO
+        _check_regular(
+            path / SIGNATURE, os.lstat(path / SIGNATURE), MAX_SIGNATURE_BYTES
+        )
     return manifest, hashlib.sha256(raw).hexdigest()
+
+
+def _check_regular(path: Path, info: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise BundleError(
+            f"{path}: not a regular file (a link, folder or device); "
+            "refusing to read it"
+        )
+    if info.st_size > limit:
+        raise BundleError(
+            f"{path}: {info.st_size:,} bytes, over the {limit:,} a bundle file may hold"
+        )
+
+
+def _read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A bundle file's bytes. A link, folder, FIFO or device is refused from its
+    lstat, before it is opened; the open never follows a link nor blocks, and the
+    opened file is checked again (it may have been swapped in between)."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing") from None
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror})") from exc
+    _check_regular(path, info, limit)
+    flags = os.O_RDONLY | os.O_NONBLOCK
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror})") from exc
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            raise BundleError(f"{path}: replaced while it was read; refusing it")
+        _check_regular(path, opened, limit)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise BundleError(f"{path}: grew over {limit:,} bytes while it was read")
+    return raw
 
 
 #: The largest file a bundle may hold (a model of ours is a few MB).
@@ -395,6 +447,8 @@ def _check_fields(
             problems.append(f"files: {name!r} is not a plain file name in the bundle")
         if not (isinstance(digest, str) and len(digest) == 64):
             problems.append(f"files: {name!r} has no sha256 digest")
+        if name == SIGNATURE:
+            problems.append(f"files: {name!r} is the signature's name, not a file's")
     if not values:
         if problems:
             raise BundleError(f"{mpath}: " + "; ".join(problems))
@@ -456,7 +510,78 @@ def _check_fields(
         raise BundleError(f"{mpath}: " + "; ".join(problems))
 
 
-def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
+def sign_bundle(path: str | Path, key_file: str | Path) -> Path:
+    """Sign a bundle with an Ed25519 key: write ``signature.ed25519`` into it.
+
+    The signature is over :func:`bundle_digest`, so it covers every file; it is
+    the one file a bundle may hold besides those its manifest lists. Load with
+    ``load_bundle(path, public_key=...)`` (or ``RiskModel.load``) to require it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A bundle folder; it must load (its fields are checked).
+    key_file : str or Path
+        A private key of :func:`plo_risk.model.signing.generate_signing_key`,
+        readable by its owner only.
+
+    Returns
+    -------
+    Path
+        The signature file.
+
+    Raises
+    ------
+    BundleError
+        If the bundle does not check.
+    SigningKeyError
+        A key file that is missing, readable by others, or not Ed25519.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from plo_risk.data.synthetic import generate_cohort
+    >>> from plo_risk.model.signing import generate_signing_key
+    >>> from plo_risk.model.zoo import make_model
+    >>> df = generate_cohort(400, seed=1)
+    >>> model = make_model("clinical_rule", cv=2).fit(
+    ...     df.drop(columns=["patient_id", "fracture", "true_risk"]), df["fracture"])
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> folder = save_bundle(model, tmp / "bundle", model_name="rule")
+    >>> public = generate_signing_key(tmp / "signing.key")
+    >>> sign_bundle(folder, tmp / "signing.key").name
+    'signature.ed25519'
+    >>> _ = load_bundle(folder, public_key=public)    # refused if changed since
+    """
+    path = Path(path)
+    key = load_private_key(key_file)
+    _, digest = _read_manifest(path, values=True)
+    target = path / SIGNATURE
+    tmp = path / f".{SIGNATURE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(sign_digest(digest, key))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _check_signature(path: Path, digest: str, public_key: Any) -> None:
+    key = load_public_key(public_key)
+    sig = path / SIGNATURE
+    if not os.path.lexists(sig):
+        raise BundleError(
+            f"{path}: {SIGNATURE} is missing: the bundle is not signed, and a "
+            f"public key was given (sign it: plo-risk sign --model {path} --key KEY)"
+        )
+    problem = signature_problem(_read_regular(sig, MAX_SIGNATURE_BYTES), digest, key)
+    if problem:
+        raise BundleError(f"{sig}: {problem}; refusing the bundle")
+
+
+def load_bundle(
+    path: str | Path, *, catalog: Catalog | None = None, public_key: Any = None
+):
     """Load a bundle folder into a fitted model, without executing code.
 
     Parameters
@@ -464,6 +589,9 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
     path : str or Path
     catalog : Catalog, default=None
         Must be the catalog the model was trained with (checked by hash).
+    public_key : str, Path, bytes or Ed25519PublicKey, default=None
+        When given, the bundle must carry a signature (:func:`sign_bundle`) by
+        this key over its digest: a missing, foreign or stale signature is refused.
 
     Returns
     -------
@@ -472,11 +600,16 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
     Raises
     ------
     BundleError
-        A missing, extra or changed file, or a catalog mismatch, named.
+        A missing, extra or changed file, a catalog mismatch, or (with
+        ``public_key``) a missing or wrong signature, named.
+    SigningKeyError
+        A ``public_key`` file that is not an Ed25519 public key.
     """
     path = Path(path)
     catalog = catalog or load_catalog()
-    manifest = read_manifest(path)
+    manifest, digest = _read_manifest(path, values=True)
+    if public_key is not None:
+        _check_signature(path, digest, public_key)
     if manifest["catalog_sha256"] != catalog.sha256:
         raise BundleError(
             f"{path}: the model was trained with another feature catalog "

@@ -123,6 +123,7 @@ class RiskModel:
         source: str | Path,
         *,
         catalog: Catalog | None = None,
+        public_key: Any = None,
     ) -> RiskModel:
         """Load from a bundle folder or an MLflow model URI.
 
@@ -137,6 +138,9 @@ class RiskModel:
             A bundle folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``
             or ``runs:/<run id>/model``.
         catalog : Catalog, default=None
+        public_key : str, Path, bytes or Ed25519PublicKey, default=None
+            When given, the bundle must carry a valid signature by this key
+            (:func:`plo_risk.sign_bundle`), for bundles outside MLflow above all.
 
         Returns
         -------
@@ -146,7 +150,8 @@ class RiskModel:
         ------
         plo_risk.model.BundleError
             A changed, missing or extra file, another catalog, a bundle or code
-            file that is not the one the registry recorded.
+            file that is not the one the registry recorded, or (with
+            ``public_key``) a missing or wrong signature.
         FileNotFoundError
             Nothing at ``source``.
         """
@@ -167,12 +172,14 @@ class RiskModel:
                         f"{mlflow.get_tracking_uri()} ({exc})"
                     ) from None
                 bundle = check_download(local, pin)
-                model, info = load_bundle(bundle, catalog=catalog)
+                model, info = load_bundle(
+                    bundle, catalog=catalog, public_key=public_key
+                )
             return cls(model, info, catalog=catalog, source=text)
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such bundle folder")
-        model, info = load_bundle(path, catalog=catalog)
+        model, info = load_bundle(path, catalog=catalog, public_key=public_key)
         return cls(model, info, catalog=catalog, source=str(path))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
