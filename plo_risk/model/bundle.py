@@ -34,10 +34,13 @@ import json
 import math
 import os
 import platform
+import reprlib
 import shutil
 import stat
 import tempfile
+import zipfile
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -67,6 +70,7 @@ from plo_risk.model.signing import (
     sign_digest,
     signature_problem,
 )
+from plo_risk.utils import strict_json
 from plo_risk.utils.version import package_version
 
 __all__ = [
@@ -83,6 +87,7 @@ __all__ = [
 FORMAT = "plo-risk-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+FEATURES = "features.json"
 
 
 class BundleError(ValueError):
@@ -184,7 +189,7 @@ def save_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        (tmp / "features.json").write_bytes(
+        (tmp / FEATURES).write_bytes(
             _canonical(pipeline_to_dict(pipe.named_steps["features"]))
         )
         try:
@@ -317,18 +322,18 @@ def _read_manifest(path: Path, *, values: bool) -> tuple[dict[str, Any], str]:
             f"{path}: not a bundle folder (it does not exist or is a file)"
         )
     mpath = path / MANIFEST
-    if not mpath.is_file():
+    if not os.path.lexists(mpath):
         raise BundleError(f"{path}: {MANIFEST} is missing")
-    raw = mpath.read_bytes()
+    raw = _read_regular(mpath, MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from None
+        manifest = strict_json.loads(raw, max_depth=MAX_JSON_DEPTH)
+    except ValueError as exc:
+        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{mpath}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{mpath}: format_version={manifest.get('format_version')!r}"
+            f"{mpath}: format_version={reprlib.repr(manifest.get('format_version'))}"
             f"; this plo_risk reads version {FORMAT_VERSION}"
         )
     claimed = manifest.pop("manifest_sha256", None)
@@ -340,7 +345,10 @@ def _read_manifest(path: Path, *, values: bool) -> tuple[dict[str, Any], str]:
         )
     _check_fields(manifest, mpath, values=values)
     files = manifest["files"]
-    present = {p.name for p in path.iterdir()} - {MANIFEST}
+    try:
+        present = {p.name for p in path.iterdir()} - {MANIFEST}
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be listed ({exc.strerror})") from exc
     for name in sorted(set(files) - present):
         raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
     for name in sorted(present - set(files) - {SIGNATURE}):
@@ -407,6 +415,10 @@ def _read_regular(path: Path, limit: int | None = None) -> bytes:
 
 #: The largest file a bundle may hold (a model of ours is a few MB).
 MAX_FILE_BYTES = 512 << 20
+#: The largest manifest.json and features.json (ours are well under 1 MB).
+MAX_MANIFEST_BYTES = 32 << 20
+#: The deepest nesting of a bundle's JSON files (ours: under 10 levels).
+MAX_JSON_DEPTH = 32
 
 
 def _finite(value: Any, *, positive: bool = False, unit: bool = False) -> bool:
@@ -506,6 +518,24 @@ def _check_fields(
     for key in ("model_name", "model_version", "created", "catalog_sha256"):
         if not isinstance(manifest.get(key), str):
             problems.append(f"{key}: missing or not text")
+    for key in ("family", "model_kind"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            problems.append(f"{key}: must be text")
+    for key in ("versions", "training_data", "metrics"):
+        if not isinstance(manifest.get(key), dict):
+            problems.append(f"{key}: missing or not an object")
+    if manifest.get("extra") is not None and not isinstance(manifest["extra"], dict):
+        problems.append("extra: must be an object")
+    names = manifest.get("feature_names_in") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        problems.append("feature_names_in: must be a list of field names")
+    classes = cal.get("classes", [0, 1])
+    if not (
+        isinstance(classes, list)
+        and len(classes) == 2
+        and all(isinstance(c, (int, float, str)) for c in classes)
+    ):
+        problems.append("calibration.classes: must be the two outcome classes")
     if problems:
         raise BundleError(f"{mpath}: " + "; ".join(problems))
 
@@ -617,25 +647,32 @@ def load_bundle(
             f"{catalog.sha256[:12]}... at {catalog.path}); retrain it or load it "
             "with the catalog it was trained with"
         )
-    try:
+    files = manifest["files"]
+    if FEATURES not in files:
+        raise BundleError(f"{path / MANIFEST}: files: {FEATURES} is not listed")
+    with _reading(path / FEATURES):
+        raw = _read_regular(path / FEATURES, MAX_MANIFEST_BYTES)
         features = pipeline_from_dict(
-            json.loads((path / "features.json").read_bytes()), catalog
+            strict_json.loads(raw, max_depth=MAX_JSON_DEPTH), catalog
         )
-    except ValueError as exc:
-        raise BundleError(f"{path / 'features.json'}: {exc}") from None
     family, model_file = _family_and_file(manifest, path)
-    try:
+    with _reading(path / model_file):
         tail = family.load(path / model_file)
-        members = [
-            {
-                "estimator": family.load(path / member["file"])[-1][1],
-                "intercept": float(member["intercept"]),
-                "slope": float(member["slope"]),
-            }
-            for member in manifest.get("ensemble") or []
-        ]
-    except BundleFormatError as exc:
-        raise BundleError(str(exc)) from None
+    members = []
+    for member in manifest.get("ensemble") or []:
+        with _reading(path / member["file"]):
+            members.append(
+                {
+                    "estimator": family.load(path / member["file"])[-1][1],
+                    "intercept": float(member["intercept"]),
+                    "slope": float(member["slope"]),
+                }
+            )
+    with _reading(path / MANIFEST):
+        return _assemble(manifest, features, tail, members)
+
+
+def _assemble(manifest, features, tail, members):
     pipe = Pipeline([("features", features), *tail])
     cal = manifest["calibration"]
     model = PlattCalibratedClassifier(
@@ -667,6 +704,46 @@ def load_bundle(
     return model, info
 
 
+#: What a bundle file that cannot be parsed raises from the libraries that read
+#: it (json, xgboost, skops, zipfile, numpy, our transformers' constructors).
+#: Programming errors (NameError, ImportError, AssertionError, ...) are not in it:
+#: they propagate as they are.
+_DATA_ERRORS = (
+    ValueError,  # also json, Unicode and xgboost's errors
+    TypeError,
+    LookupError,  # KeyError, IndexError
+    AttributeError,
+    ArithmeticError,  # OverflowError
+    RecursionError,
+    MemoryError,
+    OSError,  # IsADirectoryError, PermissionError, ...
+    EOFError,
+    zipfile.BadZipFile,
+)
+
+
+@contextmanager
+def _reading(file: Path):
+    """Any failure to parse ``file`` becomes a BundleError naming it; the original
+    exception stays as its ``__cause__``."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except BundleFormatError as exc:
+        raise BundleError(str(exc)) from exc
+    except _DATA_ERRORS as exc:
+        reason = str(exc) if len(str(exc)) <= 300 else str(exc)[:297] + "..."
+        if isinstance(exc, RecursionError):
+            reason = "nested too deeply to be read"
+        elif isinstance(exc, MemoryError):
+            reason = "too large to be read into memory"
+        raise BundleError(
+            f"{file}: cannot be read as part of a bundle ({type(exc).__name__}: "
+            f"{reason})"
+        ) from exc
+
+
 # Bundles written before families were recorded name a storage kind instead;
 # their files had fixed names.
 _LEGACY_KINDS = {
@@ -691,6 +768,8 @@ def _family_and_file(manifest: Mapping[str, Any], path: Path):
             f"{path / MANIFEST}: unknown model family {name!r}; this plo_risk reads "
             f"{', '.join(FAMILIES)}"
         ) from None
-    if not isinstance(model_file, str):
-        raise BundleError(f"{path / MANIFEST}: no model file recorded")
+    if not isinstance(model_file, str) or model_file not in manifest["files"]:
+        raise BundleError(
+            f"{path / MANIFEST}: no model file among the bundle's files recorded"
+        )
     return family, model_file
