@@ -28,7 +28,15 @@ from plo_risk.data import (
     validate_record,
 )
 from plo_risk.evaluate import evaluate_model, external_validation
-from plo_risk.model import BundleError, make_model, recalibrate
+from plo_risk.model import (
+    BundleError,
+    SigningKeyError,
+    bundle_digest,
+    generate_signing_key,
+    make_model,
+    recalibrate,
+    sign_bundle,
+)
 from plo_risk.report import model_card
 from plo_risk.serve import RiskAssessment, RiskModel, ScoreSummary, score_cohort
 from plo_risk.training import compare, load_experiment, train
@@ -41,13 +49,16 @@ __all__ = [
     "RiskAssessment",
     "RiskModel",
     "ScoreSummary",
+    "SigningKeyError",
     "ValidatedFrame",
     "ValidationError",
     "__version__",
+    "bundle_digest",
     "compare",
     "evaluate_model",
     "external_validation",
     "generate_cohort",
+    "generate_signing_key",
     "ingest",
     "load_catalog",
     "load_experiment",
@@ -55,6 +66,7 @@ __all__ = [
     "model_card",
     "recalibrate",
     "score_cohort",
+    "sign_bundle",
     "train",
     "validate_frame",
     "validate_record",

@@ -45,7 +45,8 @@ from plo_risk.data.synthetic import (
 from plo_risk.data.synthetic import SETTINGS as COHORT_SETTINGS
 from plo_risk.data.synthetic import reference_check as run_reference_check
 from plo_risk.evaluate.external import external_validation
-from plo_risk.model.bundle import BundleError
+from plo_risk.model.bundle import BundleError, bundle_digest, sign_bundle
+from plo_risk.model.signing import SigningKeyError, generate_signing_key
 from plo_risk.report import SEED_CASE, metric_label, model_card
 from plo_risk.serve.risk_model import SETTINGS, RiskModel
 from plo_risk.serve.scoring import ENGINES, EXPLAIN_OPTIONS, ScoringError, score_cohort
@@ -98,6 +99,10 @@ PREVALENCE_HELP = (
     "shift), e.g. 4.6e-4 for all deliveries."
 )
 SETTING_HELP = "Move the model to this setting's prevalence first."
+PUBLIC_KEY_HELP = (
+    "Require the bundle to be signed by this Ed25519 public key (the .pub file "
+    "of plo-risk keygen); an unsigned or changed bundle is refused."
+)
 QUIET_HELP = "No progress output."
 
 
@@ -504,6 +509,7 @@ def assess(
         ),
     ],
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    public_key: Annotated[Path | None, typer.Option(help=PUBLIC_KEY_HELP)] = None,
     unit: Annotated[list[str] | None, typer.Option(help=UNIT_HELP)] = None,
     prevalence: Annotated[float | None, typer.Option(help=PREVALENCE_HELP)] = None,
     setting: Annotated[Setting | None, typer.Option(help=SETTING_HELP)] = None,
@@ -521,7 +527,9 @@ def assess(
     if not isinstance(units, dict):
         _fail(f'--patient {patient}: "units" must map fields to units')
     units = {**units, **_parse_units(unit)}
-    risk_model = _in_setting(_load_model_or_fail(model), prevalence, setting)
+    risk_model = _in_setting(
+        _load_model_or_fail(model, public_key), prevalence, setting
+    )
     try:
         result = risk_model.assess(record, units=units or None)
     except ValidationError as exc:
@@ -532,13 +540,21 @@ def assess(
         console.print(str(result), soft_wrap=True, highlight=False)
 
 
-def _load_model_or_fail(model: str) -> RiskModel:
+def _load_model_or_fail(model: str, public_key: Path | None = None) -> RiskModel:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return RiskModel.load(model)
+        return RiskModel.load(model, public_key=public_key)
+    except SigningKeyError as exc:
+        _fail(f"--public-key {exc}")
     except (BundleError, FileNotFoundError) as exc:
         _fail(f"--model {model}: {exc}")
+
+
+def _model_or_checked(model: str, public_key: Path | None) -> str | RiskModel:
+    """The --model as given, or, with --public-key, the model loaded and checked
+    here (the verb then uses that model)."""
+    return model if public_key is None else _load_model_or_fail(model, public_key)
 
 
 def _in_setting(risk_model: RiskModel, prevalence, setting) -> RiskModel:
@@ -579,6 +595,7 @@ def report(
     ] = None,
     old_data: Annotated[Path | None, HIDDEN_DATA] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    public_key: Annotated[Path | None, typer.Option(help=PUBLIC_KEY_HELP)] = None,
     out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path(
         "report.html"
     ),
@@ -605,7 +622,7 @@ def report(
     if data is None:
         _fail("--input is required: the evaluation data (.csv or .parquet)")
     _check_data_path(data)
-    risk_model = _load_model_or_fail(model)
+    risk_model = _load_model_or_fail(model, public_key)
     try:
         with _step(f"evaluating {model} on {data} and writing {out}", quiet):
             card = model_card(
@@ -670,6 +687,7 @@ def validate(
     ] = None,
     old_data: Annotated[Path | None, HIDDEN_DATA] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    public_key: Annotated[Path | None, typer.Option(help=PUBLIC_KEY_HELP)] = None,
     recalibrate: Annotated[
         bool,
         typer.Option(
@@ -703,7 +721,7 @@ def validate(
     if out is not None and out.exists():
         _fail(f"--out {out}: already exists; choose a new folder for the bundle")
     _check_data_path(data)
-    risk_model = _load_model_or_fail(model)
+    risk_model = _load_model_or_fail(model, public_key)
     try:
         with _step(f"validating {model} on {data}", quiet):
             result = external_validation(risk_model, data, n_boot=n_boot)
@@ -748,6 +766,7 @@ def score(
         typer.Option("--out", help="Output folder (part files, rejects, manifest)."),
     ],
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    public_key: Annotated[Path | None, typer.Option(help=PUBLIC_KEY_HELP)] = None,
     explain: Annotated[
         Explain,
         typer.Option(help="Top factors for: flagged (moderate/high) rows, all, none."),
@@ -790,7 +809,7 @@ def score(
     try:
         with _progress_lines(quiet):
             summary = score_cohort(
-                model,
+                _model_or_checked(model, public_key),
                 input,
                 out,
                 chunk_rows=chunk_rows,
@@ -1012,6 +1031,58 @@ def demo(
     )
 
 
+@app.command()
+def keygen(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The private key file to write (mode 0600); the public key is "
+            "written beside it as OUT.pub."
+        ),
+    ],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing key files.")
+    ] = False,
+) -> None:
+    """Make an Ed25519 key pair for signing bundles (plo-risk sign)."""
+    try:
+        public = generate_signing_key(out, overwrite=overwrite)
+    except FileExistsError as exc:
+        _fail(f"--out {exc}")
+    except OSError as exc:
+        _fail(f"--out {out}: cannot be written ({exc.strerror})")
+    console.print(f"private key (keep it secret): {out}", soft_wrap=True)
+    console.print(
+        f"public key (give it to whoever loads the bundles): {public}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def sign(
+    model: Annotated[Path, typer.Option(help="The bundle folder to sign.")],
+    key: Annotated[Path, typer.Option(help="The private key file (plo-risk keygen).")],
+) -> None:
+    """Sign a bundle folder: writes signature.ed25519 over its digest.
+
+    Load it with --public-key KEY.pub (or RiskModel.load(path, public_key=...)) to
+    refuse any bundle that is unsigned or changed since.
+    """
+    try:
+        signature = sign_bundle(model, key)
+    except SigningKeyError as exc:
+        _fail(f"--key {exc}")
+    except BundleError as exc:
+        _fail(f"--model {model}: {exc}")
+    except OSError as exc:
+        _fail(f"--model {model}: cannot write the signature ({exc.strerror})")
+    console.print(
+        f"signed {model} (digest {bundle_digest(model)}): {signature}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 @app.command("reference-check")
 def reference_check_cmd(
     n: Annotated[
@@ -1052,6 +1123,7 @@ def reference_check_cmd(
 @app.command()
 def serve(
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models:/plo-risk@champion",
+    public_key: Annotated[Path | None, typer.Option(help=PUBLIC_KEY_HELP)] = None,
     host: Annotated[
         str,
         typer.Option(help="Address to bind; any but loopback needs --token-file."),
@@ -1094,7 +1166,7 @@ def serve(
     )
     try:
         web.serve(
-            model,
+            _model_or_checked(model, public_key),
             host=host,
             port=port,
             token_file=token_file,

@@ -56,6 +56,7 @@ from plo_risk.evaluate.metrics import (
 from plo_risk.evaluate.plots import calibration_figure, decision_figure, roc_figure
 from plo_risk.model.bundle import (
     BundleError,
+    bundle_digest,
     data_fingerprint,
     load_bundle,
     save_bundle,
@@ -63,6 +64,13 @@ from plo_risk.model.bundle import (
 from plo_risk.model.ensemble import fit_bootstrap_ensemble
 from plo_risk.model.families import FAMILIES, MODEL_NAMES, get_family
 from plo_risk.model.zoo import make_model
+from plo_risk.serve.authenticity import (
+    BUNDLE_TAG,
+    CODE_TAG,
+    check_download,
+    code_sha256,
+    registry_pin,
+)
 from plo_risk.serve.tracking import (
     CHAMPION_ALIAS,
     PYFUNC_ENTRY,
@@ -585,6 +593,10 @@ class ModelResult:
     model_uri: str | None = None
     family: str | None = None
     params: dict[str, Any] | None = None
+    #: The digests registration records (plo_risk.serve.authenticity), computed
+    #: from what training wrote, before it was uploaded.
+    bundle_sha256: str | None = None
+    code_sha256: str | None = None
 
     def estimate(self, metric: str) -> float:
         """Point estimate of one metric on the held-out data."""
@@ -795,6 +807,11 @@ def _log_model_run(
             "outcome": OUTCOME_DEFINITION,
         },
     )
+    # Pinned before the upload: the registry keeps these, the artifact store the
+    # files, so a copy changed in the store is refused on load.
+    result.bundle_sha256 = bundle_digest(bundle_dir)
+    result.code_sha256 = code_sha256()
+    mlflow.set_tags({BUNDLE_TAG: result.bundle_sha256, CODE_TAG: result.code_sha256})
     with warnings.catch_warnings():
         # We log no input example on purpose: it would be a row of patient data.
         warnings.filterwarnings("ignore", message=".*input example was not provided")
@@ -929,11 +946,17 @@ def _current_champion(client, mlflow):
     except MlflowException:
         return None, None
     try:
+        pin = registry_pin(f"models:/{REGISTERED_NAME}/{mv.version}", client)
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{REGISTERED_NAME}/{mv.version}", dst_path=tmp
+                artifact_uri=pin.download_uri, dst_path=tmp
             )
-            model, _ = load_bundle(Path(local) / "artifacts" / "bundle")
+            if pin.bundle_sha256 is None:
+                # Registered before digests were recorded: compared as it is
+                # (it is only compared here, never served).
+                model, _ = load_bundle(Path(local) / "artifacts" / "bundle")
+            else:
+                model, _ = load_bundle(check_download(local, pin))
     except (BundleError, MlflowException, OSError) as exc:
         return mv.version, exc
     return mv.version, model
@@ -1074,7 +1097,14 @@ def _run(
                     else:
                         replaced, reason = _decide(exp, best, current, test_ds)
                     if replaced:
-                        mv = mlflow.register_model(best.model_uri, REGISTERED_NAME)
+                        mv = mlflow.register_model(
+                            best.model_uri,
+                            REGISTERED_NAME,
+                            tags={
+                                BUNDLE_TAG: best.bundle_sha256,
+                                CODE_TAG: best.code_sha256,
+                            },
+                        )
                         client.set_registered_model_alias(
                             REGISTERED_NAME, CHAMPION_ALIAS, mv.version
                         )

@@ -291,3 +291,241 @@ def test_a_resealed_manifest_with_bad_fields_is_refused(
     dst = _forge(path, tmp_path, change)
     with pytest.raises(BundleError, match=match):
         load_bundle(dst)
+
+
+# ------------------------------------------- issue 15: every failure names its file
+
+
+def _manifest(dst):
+    import json
+
+    from plo_risk.model.bundle import MANIFEST
+
+    return json.loads((dst / MANIFEST).read_text())
+
+
+def _write_manifest(dst, manifest):
+    import json
+
+    from plo_risk.model.bundle import MANIFEST
+
+    (dst / MANIFEST).write_text(json.dumps(manifest))
+    _reseal(dst)
+
+
+def _edit(key, value):
+    def change(dst):
+        manifest = _manifest(dst)
+        if value is _DROP:
+            manifest.pop(key)
+        else:
+            manifest[key] = value
+        _write_manifest(dst, manifest)
+
+    return change
+
+
+_DROP = object()
+
+
+def _features(change):
+    def forge(dst):
+        import json
+
+        doc = json.loads((dst / "features.json").read_text())
+        change(doc)
+        (dst / "features.json").write_text(json.dumps(doc))
+        _reseal(dst)
+
+    return forge
+
+
+def _raw(name, data):
+    def forge(dst):
+        (dst / name).write_bytes(data)
+        if name != "manifest.json":
+            _reseal(dst)
+
+    return forge
+
+
+def _replace_with(name, kind):
+    def forge(dst):
+        import os
+
+        target = dst / name
+        target.unlink()
+        if kind == "folder":
+            target.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(target)
+        else:  # a link to a copy of itself outside the bundle
+            outside = dst.parent / f"outside-{name}"
+            shutil.copy(_BUNDLES[0] / name, outside)
+            target.symlink_to(outside)
+
+    return forge
+
+
+def _nan_metric(dst):
+    text = (dst / "manifest.json").read_text()
+    (dst / "manifest.json").write_text(
+        text.replace('"metrics": {', '"metrics": {"forged": NaN, ', 1)
+    )
+
+
+def _deep_manifest(dst):
+    text = (dst / "manifest.json").read_text()
+    (dst / "manifest.json").write_text(
+        text.replace(
+            '"extra": {', '"extra": {"x": ' + "[" * 50_000 + "]" * 50_000 + ", ", 1
+        )
+    )
+
+
+def _deep_json(name, opener='{"a":', closer="}"):
+    return _raw(name, (opener * 200_000 + "1" + closer * 200_000).encode())
+
+
+def _skops_bomb(dst):
+    import zipfile
+
+    from plo_risk.model import families
+
+    model_file = _manifest(dst)["model_file"]
+    with zipfile.ZipFile(dst / model_file, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("padding.bin", b"\0" * 3_000_000)
+    families.MAX_SKOPS_BYTES = 2_000_000  # restored by the test
+    _reseal(dst)
+
+
+_BUNDLES: list = []
+
+# (id, family, forge, the file the error must name)
+HOSTILE = [
+    (
+        "manifest-latin1",
+        "xgboost",
+        _raw("manifest.json", b'{"format": "caf\xe9"}'),
+        "manifest.json",
+    ),
+    ("manifest-nan", "xgboost", _nan_metric, "manifest.json"),
+    ("manifest-deep", "xgboost", _deep_manifest, "manifest.json"),
+    (
+        "manifest-folder",
+        "xgboost",
+        _replace_with("manifest.json", "folder"),
+        "manifest.json",
+    ),
+    (
+        "manifest-fifo",
+        "xgboost",
+        _replace_with("manifest.json", "fifo"),
+        "manifest.json",
+    ),
+    (
+        "manifest-symlink",
+        "xgboost",
+        _replace_with("manifest.json", "link"),
+        "manifest.json",
+    ),
+    ("manifest-no-versions", "xgboost", _edit("versions", _DROP), "manifest.json"),
+    ("manifest-family-list", "xgboost", _edit("family", ["xgboost"]), "manifest.json"),
+    ("manifest-extra-list", "xgboost", _edit("extra", ["x"]), "manifest.json"),
+    (
+        "manifest-feature-names",
+        "xgboost",
+        _edit("feature_names_in", 5),
+        "manifest.json",
+    ),
+    (
+        "features-latin1",
+        "xgboost",
+        _raw("features.json", b'{"caf\xe9": 1}'),
+        "features.json",
+    ),
+    (
+        "features-no-pipeline",
+        "xgboost",
+        _features(lambda d: d.pop("pipeline")),
+        "features.json",
+    ),
+    (
+        "features-unknown-param",
+        "xgboost",
+        _features(lambda d: d["pipeline"]["steps"][0][1].update(params={"bogus": 1})),
+        "features.json",
+    ),
+    (
+        "features-fitted-list",
+        "xgboost",
+        _features(lambda d: d["pipeline"]["steps"][0][1].update(fitted=["x"])),
+        "features.json",
+    ),
+    (
+        "features-deep",
+        "xgboost",
+        _deep_json("features.json", "[", "]"),
+        "features.json",
+    ),
+    (
+        "features-folder",
+        "xgboost",
+        _replace_with("features.json", "folder"),
+        "features.json",
+    ),
+    (
+        "features-fifo",
+        "xgboost",
+        _replace_with("features.json", "fifo"),
+        "features.json",
+    ),
+    ("xgboost-deep", "xgboost", _deep_json("model.json"), "model.json"),
+    (
+        "rule-deep",
+        "clinical_rule",
+        _deep_json("model.rule.json", "[", "]"),
+        "model.rule.json",
+    ),
+    ("skops-zip-bomb", "logistic_regression", _skops_bomb, "model.skops"),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "forge", "file"),
+    [case[1:] for case in HOSTILE],
+    ids=[case[0] for case in HOSTILE],
+)
+def test_every_hostile_bundle_is_a_bundle_error_naming_its_file(
+    bundles, tmp_path, family, forge, file
+):
+    import threading
+
+    from plo_risk.model import families
+
+    _, path = bundles[family]
+    _BUNDLES[:] = [path]
+    limit = families.MAX_SKOPS_BYTES if hasattr(families, "MAX_SKOPS_BYTES") else None
+    dst = _copy(path, tmp_path)
+    outcome: list = []
+
+    def load():
+        try:
+            load_bundle(dst)
+            outcome.append("loaded")
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what we test
+            outcome.append(exc)
+
+    try:
+        forge(dst)
+        worker = threading.Thread(target=load, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+    finally:
+        if limit is not None:
+            families.MAX_SKOPS_BYTES = limit
+    assert outcome, "load_bundle did not finish in 30 s (blocked?)"
+    error = outcome[0]
+    assert isinstance(error, BundleError), f"{type(error).__name__}: {error}"[:500]
+    assert file in str(error), str(error)[:500]
+    assert len(str(error)) < 2000

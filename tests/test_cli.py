@@ -28,6 +28,8 @@ VERBS = (
     "report",
     "validate",
     "demo",
+    "keygen",
+    "sign",
 )
 
 

@@ -18,6 +18,10 @@ A bundle holds one fitted :class:`~plo_risk.model.calibration.PlattCalibratedCla
     allowlist of types (skops rebuilds objects from a schema; it never unpickles).
 ``ensemble-NNN.<ext>``
     The members of the bootstrap interval ensemble, in the same format.
+``signature.ed25519`` (optional)
+    An Ed25519 signature over :func:`bundle_digest` (:func:`sign_bundle`), the
+    only file a bundle may hold that its manifest does not list;
+    ``load_bundle(path, public_key=...)`` requires it.
 
 No pickle, joblib or cloudpickle is on any load path. A changed byte, a missing or
 extra file, or a catalog mismatch is refused with an error naming it.
@@ -30,10 +34,13 @@ import json
 import math
 import os
 import platform
+import reprlib
 import shutil
 import stat
 import tempfile
+import zipfile
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -54,19 +61,33 @@ from plo_risk.model.families import (
     get_family,
 )
 from plo_risk.model.features import pipeline_from_dict, pipeline_to_dict
+from plo_risk.model.signing import (
+    MAX_SIGNATURE_BYTES,
+    SIGNATURE,
+    SigningKeyError,
+    load_private_key,
+    load_public_key,
+    sign_digest,
+    signature_problem,
+)
+from plo_risk.utils import strict_json
 from plo_risk.utils.version import package_version
 
 __all__ = [
     "BundleError",
     "BundleInfo",
+    "SigningKeyError",
+    "bundle_digest",
     "data_fingerprint",
     "load_bundle",
     "save_bundle",
+    "sign_bundle",
 ]
 
 FORMAT = "plo-risk-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+FEATURES = "features.json"
 
 
 class BundleError(ValueError):
@@ -168,7 +189,7 @@ def save_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        (tmp / "features.json").write_bytes(
+        (tmp / FEATURES).write_bytes(
             _canonical(pipeline_to_dict(pipe.named_steps["features"]))
         )
         try:
@@ -249,24 +270,70 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     BundleError
         Naming the file that is missing, extra or changed.
     """
-    path = Path(path)
+    return _read_manifest(Path(path), values=True)[0]
+
+
+def bundle_digest(path: str | Path) -> str:
+    """The sha256 of a bundle: of its ``manifest.json``, after checking every file.
+
+    The manifest lists the sha256 of every other file and is written as canonical
+    JSON, so this one digest pins the whole bundle: any changed byte of any file,
+    a file added or removed, or a manifest resealed by hand gives another digest.
+    MLflow's registry records it at registration (the model version tag
+    ``plo_risk.bundle_sha256``) and :func:`sign_bundle` signs it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A bundle folder.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    BundleError
+        When the bundle does not check (a changed, missing or extra file). Its
+        fields' ranges are checked on load, not here: a bundle training wrote has
+        a digest even when it cannot be served (a constant model's slope).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from plo_risk.data.synthetic import generate_cohort
+    >>> from plo_risk.model.zoo import make_model
+    >>> X = generate_cohort(400, seed=1).drop(
+    ...     columns=["patient_id", "fracture", "true_risk"])
+    >>> y = generate_cohort(400, seed=1)["fracture"]
+    >>> model = make_model("clinical_rule", cv=2).fit(X, y)
+    >>> folder = save_bundle(model, tempfile.mkdtemp() + "/b", model_name="rule")
+    >>> digest = bundle_digest(folder)
+    >>> len(digest), digest == bundle_digest(folder)
+    (64, True)
+    """
+    return _read_manifest(Path(path), values=False)[1]
+
+
+def _read_manifest(path: Path, *, values: bool) -> tuple[dict[str, Any], str]:
     if not path.is_dir():
         raise BundleError(
             f"{path}: not a bundle folder (it does not exist or is a file)"
         )
     mpath = path / MANIFEST
-    if not mpath.is_file():
+    if not os.path.lexists(mpath):
         raise BundleError(f"{path}: {MANIFEST} is missing")
-    raw = mpath.read_bytes()
+    raw = _read_regular(mpath, MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from None
+        manifest = strict_json.loads(raw, max_depth=MAX_JSON_DEPTH)
+    except ValueError as exc:
+        raise BundleError(f"{mpath}: manifest.json is corrupt ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{mpath}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{mpath}: format_version={manifest.get('format_version')!r}"
+            f"{mpath}: format_version={reprlib.repr(manifest.get('format_version'))}"
             f"; this plo_risk reads version {FORMAT_VERSION}"
         )
     claimed = manifest.pop("manifest_sha256", None)
@@ -276,38 +343,82 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise BundleError(
             f"{mpath}: manifest.json was modified (its hash does not match its content)"
         )
-    _check_fields(manifest, mpath)
+    _check_fields(manifest, mpath, values=values)
     files = manifest["files"]
-    present = {p.name for p in path.iterdir()} - {MANIFEST}
+    try:
+        present = {p.name for p in path.iterdir()} - {MANIFEST}
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be listed ({exc.strerror})") from exc
     for name in sorted(set(files) - present):
         raise BundleError(f"{path}: {name} is missing (listed in manifest.json)")
-    for name in sorted(present - set(files)):
+    for name in sorted(present - set(files) - {SIGNATURE}):
         raise BundleError(
             f"{path}: {name} is not part of the bundle (not in "
             "manifest.json); remove it"
         )
     for name, digest in sorted(files.items()):
-        info = os.lstat(path / name)
-        if not stat.S_ISREG(info.st_mode):
-            raise BundleError(
-                f"{path / name}: not a regular file (a link, folder or device); "
-                "refusing to read it"
-            )
-        if info.st_size > MAX_FILE_BYTES:
-            raise BundleError(
-                f"{path / name}: {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} "
-                "a bundle file may hold"
-            )
-        if _sha256(path / name) != digest:
+        if hashlib.sha256(_read_regular(path / name)).hexdigest() != digest:
             raise BundleError(
                 f"{path / name}: {name} was modified (sha256 does not "
                 "match manifest.json)"
             )
-    return manifest
+    if SIGNATURE in present:  # read only when a key is given, but never a FIFO
+        _check_regular(
+            path / SIGNATURE, os.lstat(path / SIGNATURE), MAX_SIGNATURE_BYTES
+        )
+    return manifest, hashlib.sha256(raw).hexdigest()
+
+
+def _check_regular(path: Path, info: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise BundleError(
+            f"{path}: not a regular file (a link, folder or device); "
+            "refusing to read it"
+        )
+    if info.st_size > limit:
+        raise BundleError(
+            f"{path}: {info.st_size:,} bytes, over the {limit:,} a bundle file may hold"
+        )
+
+
+def _read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A bundle file's bytes. A link, folder, FIFO or device is refused from its
+    lstat, before it is opened; the open never follows a link nor blocks, and the
+    opened file is checked again (it may have been swapped in between)."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing") from None
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror})") from exc
+    _check_regular(path, info, limit)
+    flags = os.O_RDONLY | os.O_NONBLOCK
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror})") from exc
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            raise BundleError(f"{path}: replaced while it was read; refusing it")
+        _check_regular(path, opened, limit)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise BundleError(f"{path}: grew over {limit:,} bytes while it was read")
+    return raw
 
 
 #: The largest file a bundle may hold (a model of ours is a few MB).
 MAX_FILE_BYTES = 512 << 20
+#: The largest manifest.json and features.json (ours are well under 1 MB).
+MAX_MANIFEST_BYTES = 32 << 20
+#: The deepest nesting of a bundle's JSON files (ours: under 10 levels).
+MAX_JSON_DEPTH = 32
 
 
 def _finite(value: Any, *, positive: bool = False, unit: bool = False) -> bool:
@@ -331,10 +442,13 @@ def _plain_name(name: Any) -> bool:
     )
 
 
-def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
+def _check_fields(
+    manifest: Mapping[str, Any], mpath: Path, *, values: bool = True
+) -> None:
     """Every field a load reads has its type and range: plain file names inside the
     bundle, a positive finite calibration slope, thresholds in (0, 1), ...
-    A bundle resealed by hand with a slope of 0 or a member outside it is refused."""
+    A bundle resealed by hand with a slope of 0 or a member outside it is refused.
+    ``values=False`` checks only the file list (what a digest needs to read)."""
     problems: list[str] = []
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
@@ -345,6 +459,12 @@ def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
             problems.append(f"files: {name!r} is not a plain file name in the bundle")
         if not (isinstance(digest, str) and len(digest) == 64):
             problems.append(f"files: {name!r} has no sha256 digest")
+        if name == SIGNATURE:
+            problems.append(f"files: {name!r} is the signature's name, not a file's")
+    if not values:
+        if problems:
+            raise BundleError(f"{mpath}: " + "; ".join(problems))
+        return
     model_file = manifest.get("model_file")
     if model_file is not None and model_file not in files:
         problems.append(f"model_file: {model_file!r} is not one of the bundle's files")
@@ -398,11 +518,100 @@ def _check_fields(manifest: Mapping[str, Any], mpath: Path) -> None:
     for key in ("model_name", "model_version", "created", "catalog_sha256"):
         if not isinstance(manifest.get(key), str):
             problems.append(f"{key}: missing or not text")
+    for key in ("family", "model_kind"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            problems.append(f"{key}: must be text")
+    for key in ("versions", "training_data", "metrics"):
+        if not isinstance(manifest.get(key), dict):
+            problems.append(f"{key}: missing or not an object")
+    if manifest.get("extra") is not None and not isinstance(manifest["extra"], dict):
+        problems.append("extra: must be an object")
+    names = manifest.get("feature_names_in") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        problems.append("feature_names_in: must be a list of field names")
+    classes = cal.get("classes", [0, 1])
+    if not (
+        isinstance(classes, list)
+        and len(classes) == 2
+        and all(isinstance(c, (int, float, str)) for c in classes)
+    ):
+        problems.append("calibration.classes: must be the two outcome classes")
     if problems:
         raise BundleError(f"{mpath}: " + "; ".join(problems))
 
 
-def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
+def sign_bundle(path: str | Path, key_file: str | Path) -> Path:
+    """Sign a bundle with an Ed25519 key: write ``signature.ed25519`` into it.
+
+    The signature is over :func:`bundle_digest`, so it covers every file; it is
+    the one file a bundle may hold besides those its manifest lists. Load with
+    ``load_bundle(path, public_key=...)`` (or ``RiskModel.load``) to require it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A bundle folder; it must load (its fields are checked).
+    key_file : str or Path
+        A private key of :func:`plo_risk.model.signing.generate_signing_key`,
+        readable by its owner only.
+
+    Returns
+    -------
+    Path
+        The signature file.
+
+    Raises
+    ------
+    BundleError
+        If the bundle does not check.
+    SigningKeyError
+        A key file that is missing, readable by others, or not Ed25519.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from plo_risk.data.synthetic import generate_cohort
+    >>> from plo_risk.model.signing import generate_signing_key
+    >>> from plo_risk.model.zoo import make_model
+    >>> df = generate_cohort(400, seed=1)
+    >>> model = make_model("clinical_rule", cv=2).fit(
+    ...     df.drop(columns=["patient_id", "fracture", "true_risk"]), df["fracture"])
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> folder = save_bundle(model, tmp / "bundle", model_name="rule")
+    >>> public = generate_signing_key(tmp / "signing.key")
+    >>> sign_bundle(folder, tmp / "signing.key").name
+    'signature.ed25519'
+    >>> _ = load_bundle(folder, public_key=public)    # refused if changed since
+    """
+    path = Path(path)
+    key = load_private_key(key_file)
+    _, digest = _read_manifest(path, values=True)
+    target = path / SIGNATURE
+    tmp = path / f".{SIGNATURE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(sign_digest(digest, key))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _check_signature(path: Path, digest: str, public_key: Any) -> None:
+    key = load_public_key(public_key)
+    sig = path / SIGNATURE
+    if not os.path.lexists(sig):
+        raise BundleError(
+            f"{path}: {SIGNATURE} is missing: the bundle is not signed, and a "
+            f"public key was given (sign it: plo-risk sign --model {path} --key KEY)"
+        )
+    problem = signature_problem(_read_regular(sig, MAX_SIGNATURE_BYTES), digest, key)
+    if problem:
+        raise BundleError(f"{sig}: {problem}; refusing the bundle")
+
+
+def load_bundle(
+    path: str | Path, *, catalog: Catalog | None = None, public_key: Any = None
+):
     """Load a bundle folder into a fitted model, without executing code.
 
     Parameters
@@ -410,6 +619,9 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
     path : str or Path
     catalog : Catalog, default=None
         Must be the catalog the model was trained with (checked by hash).
+    public_key : str, Path, bytes or Ed25519PublicKey, default=None
+        When given, the bundle must carry a signature (:func:`sign_bundle`) by
+        this key over its digest: a missing, foreign or stale signature is refused.
 
     Returns
     -------
@@ -418,11 +630,16 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
     Raises
     ------
     BundleError
-        A missing, extra or changed file, or a catalog mismatch, named.
+        A missing, extra or changed file, a catalog mismatch, or (with
+        ``public_key``) a missing or wrong signature, named.
+    SigningKeyError
+        A ``public_key`` file that is not an Ed25519 public key.
     """
     path = Path(path)
     catalog = catalog or load_catalog()
-    manifest = read_manifest(path)
+    manifest, digest = _read_manifest(path, values=True)
+    if public_key is not None:
+        _check_signature(path, digest, public_key)
     if manifest["catalog_sha256"] != catalog.sha256:
         raise BundleError(
             f"{path}: the model was trained with another feature catalog "
@@ -430,25 +647,32 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
             f"{catalog.sha256[:12]}... at {catalog.path}); retrain it or load it "
             "with the catalog it was trained with"
         )
-    try:
+    files = manifest["files"]
+    if FEATURES not in files:
+        raise BundleError(f"{path / MANIFEST}: files: {FEATURES} is not listed")
+    with _reading(path / FEATURES):
+        raw = _read_regular(path / FEATURES, MAX_MANIFEST_BYTES)
         features = pipeline_from_dict(
-            json.loads((path / "features.json").read_bytes()), catalog
+            strict_json.loads(raw, max_depth=MAX_JSON_DEPTH), catalog
         )
-    except ValueError as exc:
-        raise BundleError(f"{path / 'features.json'}: {exc}") from None
     family, model_file = _family_and_file(manifest, path)
-    try:
+    with _reading(path / model_file):
         tail = family.load(path / model_file)
-        members = [
-            {
-                "estimator": family.load(path / member["file"])[-1][1],
-                "intercept": float(member["intercept"]),
-                "slope": float(member["slope"]),
-            }
-            for member in manifest.get("ensemble") or []
-        ]
-    except BundleFormatError as exc:
-        raise BundleError(str(exc)) from None
+    members = []
+    for member in manifest.get("ensemble") or []:
+        with _reading(path / member["file"]):
+            members.append(
+                {
+                    "estimator": family.load(path / member["file"])[-1][1],
+                    "intercept": float(member["intercept"]),
+                    "slope": float(member["slope"]),
+                }
+            )
+    with _reading(path / MANIFEST):
+        return _assemble(manifest, features, tail, members)
+
+
+def _assemble(manifest, features, tail, members):
     pipe = Pipeline([("features", features), *tail])
     cal = manifest["calibration"]
     model = PlattCalibratedClassifier(
@@ -480,6 +704,46 @@ def load_bundle(path: str | Path, *, catalog: Catalog | None = None):
     return model, info
 
 
+#: What a bundle file that cannot be parsed raises from the libraries that read
+#: it (json, xgboost, skops, zipfile, numpy, our transformers' constructors).
+#: Programming errors (NameError, ImportError, AssertionError, ...) are not in it:
+#: they propagate as they are.
+_DATA_ERRORS = (
+    ValueError,  # also json, Unicode and xgboost's errors
+    TypeError,
+    LookupError,  # KeyError, IndexError
+    AttributeError,
+    ArithmeticError,  # OverflowError
+    RecursionError,
+    MemoryError,
+    OSError,  # IsADirectoryError, PermissionError, ...
+    EOFError,
+    zipfile.BadZipFile,
+)
+
+
+@contextmanager
+def _reading(file: Path):
+    """Any failure to parse ``file`` becomes a BundleError naming it; the original
+    exception stays as its ``__cause__``."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except BundleFormatError as exc:
+        raise BundleError(str(exc)) from exc
+    except _DATA_ERRORS as exc:
+        reason = str(exc) if len(str(exc)) <= 300 else str(exc)[:297] + "..."
+        if isinstance(exc, RecursionError):
+            reason = "nested too deeply to be read"
+        elif isinstance(exc, MemoryError):
+            reason = "too large to be read into memory"
+        raise BundleError(
+            f"{file}: cannot be read as part of a bundle ({type(exc).__name__}: "
+            f"{reason})"
+        ) from exc
+
+
 # Bundles written before families were recorded name a storage kind instead;
 # their files had fixed names.
 _LEGACY_KINDS = {
@@ -504,6 +768,8 @@ def _family_and_file(manifest: Mapping[str, Any], path: Path):
             f"{path / MANIFEST}: unknown model family {name!r}; this plo_risk reads "
             f"{', '.join(FAMILIES)}"
         ) from None
-    if not isinstance(model_file, str):
-        raise BundleError(f"{path / MANIFEST}: no model file recorded")
+    if not isinstance(model_file, str) or model_file not in manifest["files"]:
+        raise BundleError(
+            f"{path / MANIFEST}: no model file among the bundle's files recorded"
+        )
     return family, model_file

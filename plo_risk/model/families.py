@@ -61,6 +61,7 @@ from plo_risk.model.features import (
     monotone_constraints,
 )
 from plo_risk.model.rule import ISCD_Z_THRESHOLD, ClinicalRuleClassifier
+from plo_risk.utils import strict_json
 from plo_risk.utils.sklearn_compat import (
     Interval,
     InvalidParameterError,
@@ -368,13 +369,23 @@ class XGBoostFamily(ModelFamily):
         return name
 
     def load(self, path):
+        raw = Path(path).read_bytes()
+        try:
+            # xgboost's own parser crashes the process on deep nesting: only JSON
+            # that Python read, within bounds, reaches it, as those very bytes.
+            if not isinstance(strict_json.loads(raw), dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise BundleFormatError(
+                f"{path}: not an xgboost JSON model ({exc})"
+            ) from exc
         clf = XGBClassifier()
         try:
-            clf.load_model(str(path))
+            clf.load_model(bytearray(raw))
         except Exception as exc:  # noqa: BLE001 - xgboost raises its own error types
             raise BundleFormatError(
                 f"{path}: cannot be read by xgboost ({exc})"
-            ) from None
+            ) from exc
         return [("model", clf)]
 
 
@@ -407,10 +418,21 @@ _SKOPS_BASE_TYPES = frozenset(
 )
 
 
+#: What the members of one skops file may hold uncompressed, in all (a zip bomb
+#: would otherwise be inflated into memory).
+MAX_SKOPS_BYTES = 512 << 20
+
+
 def _skops_types(path) -> set[str]:
     """``module.Class`` of every object a skops file describes (its schema)."""
     with zipfile.ZipFile(path) as zf:
-        schema = json.loads(zf.read("schema.json"))
+        total = sum(info.file_size for info in zf.infolist())
+        if total > MAX_SKOPS_BYTES:
+            raise BundleFormatError(
+                f"{path}: its members hold {total:,} bytes uncompressed, over the "
+                f"{MAX_SKOPS_BYTES:,} a model file may; refusing to inflate it"
+            )
+        schema = strict_json.loads(zf.read("schema.json"), max_depth=256)
     found: set[str] = set()
     stack = [schema]
     while stack:
@@ -440,12 +462,14 @@ class _SkopsFamily(ModelFamily):
 
     def load(self, path):
         try:
-            found = set(sio.get_untrusted_types(file=path))
             every = _skops_types(path)
+            found = set(sio.get_untrusted_types(file=path))
+        except BundleFormatError:
+            raise
         except Exception as exc:  # noqa: BLE001 - skops raises many types
             raise BundleFormatError(
                 f"{path}: not a readable skops file ({exc})"
-            ) from None
+            ) from exc
         # Every type in the file, not only those skops itself distrusts: skops
         # trusts any scikit-learn estimator, so a LogisticRegression renamed to
         # SVC would otherwise be built.
@@ -458,9 +482,7 @@ class _SkopsFamily(ModelFamily):
         try:
             pipe = sio.load(path, trusted=sorted(found))
         except Exception as exc:  # noqa: BLE001
-            raise BundleFormatError(
-                f"{path}: cannot be read by skops ({exc})"
-            ) from None
+            raise BundleFormatError(f"{path}: cannot be read by skops ({exc})") from exc
         if not isinstance(pipe, Pipeline) or not self.owns(pipe[-1]):
             raise BundleFormatError(
                 f"{path}: does not hold a {self.name} model (found "
@@ -708,14 +730,16 @@ class ClinicalRuleFamily(ModelFamily):
 
     def load(self, path):
         try:
-            doc = json.loads(path.read_bytes())
+            doc = strict_json.loads(Path(path).read_bytes(), max_depth=4)
             rule = ClinicalRuleClassifier(
-                column=doc["column"], threshold=float(doc["threshold"])
+                column=str(doc["column"]), threshold=float(doc["threshold"])
             )
-            rule.rates_ = {k: float(v) for k, v in doc["rates"].items()}
+            rule.rates_ = {str(k): float(v) for k, v in doc["rates"].items()}
             rule.classes_ = np.asarray(doc["classes"])
+            if not (np.isfinite(rule.threshold) and rule.classes_.ndim == 1):
+                raise ValueError("threshold or classes out of range")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise BundleFormatError(f"{path}: not a clinical rule ({exc!r})") from None
+            raise BundleFormatError(f"{path}: not a clinical rule ({exc!r})") from exc
         return [("model", rule)]
 
 

@@ -32,6 +32,7 @@ catalog's ``direction``.
 from __future__ import annotations
 
 import math
+import reprlib
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
@@ -1655,23 +1656,39 @@ def pipeline_to_dict(pipeline: Pipeline) -> dict:
 
 
 def _node_from_dict(node: Any, where: str) -> Any:
-    if not isinstance(node, dict) or "class" not in node:
-        raise ValueError(f"{where}: expected a mapping with a 'class', got {node!r}")
+    # A forged file can hold any JSON here: every shape is checked, so what goes
+    # wrong is a ValueError naming the node, never a KeyError or TypeError.
+    if not isinstance(node, dict) or not isinstance(node.get("class"), str):
+        raise ValueError(
+            f"{where}: expected a mapping with a 'class' name, got {reprlib.repr(node)}"
+        )
     name = node["class"]
     if name == "Pipeline":
-        steps = [
-            (str(step_name), _node_from_dict(step, f"{where}.{step_name}"))
-            for step_name, step in node["steps"]
-        ]
-        return Pipeline(steps)
+        steps = node.get("steps")
+        if not isinstance(steps, list) or not all(
+            isinstance(step, list) and len(step) == 2 for step in steps
+        ):
+            raise ValueError(f"{where}.steps: must be a list of [name, step] pairs")
+        return Pipeline(
+            [
+                (str(step_name), _node_from_dict(step, f"{where}.{step_name}"))
+                for step_name, step in steps
+            ]
+        )
     cls = _CLASSES.get(name)
     if cls is None:
         raise ValueError(
-            f"{where}: class {name!r} is not a plo_risk.features transformer "
-            f"({', '.join(_CLASSES)} or Pipeline)"
+            f"{where}: class {reprlib.repr(name)} is not a plo_risk.features "
+            f"transformer ({', '.join(_CLASSES)} or Pipeline)"
         )
-    est = cls(**node.get("params", {}))
-    for key, value in (node.get("fitted") or {}).items():
+    params, fitted = node.get("params", {}), node.get("fitted") or {}
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise ValueError(f"{where}: 'params' and 'fitted' must be mappings")
+    try:
+        est = cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"{where}: {name} does not take these params ({exc})") from exc
+    for key, value in fitted.items():
         if not key.endswith("_") or key.startswith("_"):
             raise ValueError(f"{where}: {key!r} is not a fitted attribute")
         if key == "feature_names_in_":
@@ -1714,7 +1731,7 @@ def pipeline_from_dict(
             f"Feature pipeline format_version={d.get('format_version')!r}: this "
             f"version of plo_risk reads version {_FORMAT_VERSION}"
         )
-    pipeline = _node_from_dict(d["pipeline"], "pipeline")
+    pipeline = _node_from_dict(d.get("pipeline"), "pipeline")
     if not isinstance(pipeline, Pipeline):
         raise ValueError("The saved object is not a Pipeline")
     cat = _as_catalog(catalog)

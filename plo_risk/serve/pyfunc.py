@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from plo_risk.serve.authenticity import check_logged_model
 from plo_risk.serve.risk_model import RiskModel
 
 __all__ = ["TOP_K", "PLORiskPyfunc"]
@@ -30,6 +31,27 @@ class PLORiskPyfunc(PythonModel):
     """
 
     def load_context(self, context) -> None:
+        """Load the bundle, after checking what MLflow loaded against the registry.
+
+        Refused (:class:`~plo_risk.model.BundleError`) when the logged code file is
+        not byte for byte this package's ``mlflow_entry.py``, when the bundle's
+        digest differs from the ``plo_risk.bundle_sha256`` tag of the run that
+        logged it (and of every registered version of that run), when the tag is
+        missing, or when the tracking store cannot be reached to check it.
+
+        What this can and cannot guarantee: ``mlflow.pyfunc.load_model`` executes
+        the code file named by the artifact store's ``MLmodel`` *before* this
+        method runs, so a tampered file has already run, and one that does not
+        hand over to this class is never checked at all. This check catches a
+        changed bundle (a resealed forgery) and a changed code file that still
+        builds this model; it does not stop code that an attacker with write
+        access to the artifact store chose to run. For that, load with
+        :meth:`plo_risk.RiskModel.load` (``models:/...``), which executes nothing
+        from the artifact store and checks the bundle, the code file and the
+        ``MLmodel`` loader against the registered version's tags, or run it before
+        ``mlflow models serve``.
+        """
+        check_logged_model(context.artifacts["bundle"])
         self.model = RiskModel.load(context.artifacts["bundle"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

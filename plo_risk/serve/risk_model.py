@@ -56,6 +56,7 @@ from plo_risk.serve.assessment import (
     RiskAssessment,
     not_known_factor,
 )
+from plo_risk.serve.authenticity import check_download, registry_pin
 from plo_risk.serve.tracking import ensure_tracking_uri, require_store
 
 __all__ = ["EXPLAIN_OPTIONS", "SETTINGS", "PreparedFrame", "RiskModel"]
@@ -80,13 +81,6 @@ _SITE_LABELS = {
 
 
 # --------------------------------------------------------------- the model
-
-
-def _find_bundle(root: Path) -> Path:
-    candidates = sorted(p.parent for p in root.rglob("manifest.json"))
-    if not candidates:
-        raise FileNotFoundError(f"{root}: no plo_risk bundle (manifest.json) found")
-    return candidates[0]
 
 
 class RiskModel:
@@ -124,8 +118,19 @@ class RiskModel:
 
     # ------------------------------------------------------------ loading
     @classmethod
-    def load(cls, source: str | Path, *, catalog: Catalog | None = None) -> RiskModel:
+    def load(
+        cls,
+        source: str | Path,
+        *,
+        catalog: Catalog | None = None,
+        public_key: Any = None,
+    ) -> RiskModel:
         """Load from a bundle folder or an MLflow model URI.
+
+        A model from MLflow is checked against the registry before it is read: the
+        version's ``plo_risk.bundle_sha256`` and ``plo_risk.code_sha256`` tags must
+        match the downloaded bundle and code file (see
+        :mod:`plo_risk.serve.authenticity`). Nothing downloaded is executed.
 
         Parameters
         ----------
@@ -133,6 +138,9 @@ class RiskModel:
             A bundle folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``
             or ``runs:/<run id>/model``.
         catalog : Catalog, default=None
+        public_key : str, Path, bytes or Ed25519PublicKey, default=None
+            When given, the bundle must carry a valid signature by this key
+            (:func:`plo_risk.sign_bundle`), for bundles outside MLflow above all.
 
         Returns
         -------
@@ -141,7 +149,9 @@ class RiskModel:
         Raises
         ------
         plo_risk.model.BundleError
-            A changed, missing or extra file, or another catalog.
+            A changed, missing or extra file, another catalog, a bundle or code
+            file that is not the one the registry recorded, or (with
+            ``public_key``) a missing or wrong signature.
         FileNotFoundError
             Nothing at ``source``.
         """
@@ -150,22 +160,26 @@ class RiskModel:
             import mlflow  # optional heavy import: only for MLflow model URIs
 
             ensure_tracking_uri(require_store())
+            pin = registry_pin(text)
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     local = mlflow.artifacts.download_artifacts(
-                        artifact_uri=text, dst_path=tmp
+                        artifact_uri=pin.download_uri, dst_path=tmp
                     )
                 except Exception as exc:  # noqa: BLE001 - MLflow raises many types
                     raise FileNotFoundError(
                         f"{text}: cannot be fetched from MLflow at "
                         f"{mlflow.get_tracking_uri()} ({exc})"
                     ) from None
-                model, info = load_bundle(_find_bundle(Path(local)), catalog=catalog)
+                bundle = check_download(local, pin)
+                model, info = load_bundle(
+                    bundle, catalog=catalog, public_key=public_key
+                )
             return cls(model, info, catalog=catalog, source=text)
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such bundle folder")
-        model, info = load_bundle(path, catalog=catalog)
+        model, info = load_bundle(path, catalog=catalog, public_key=public_key)
         return cls(model, info, catalog=catalog, source=str(path))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:

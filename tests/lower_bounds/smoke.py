@@ -157,6 +157,13 @@ def main(tmp: Path) -> None:
         assert expl.values.shape[0] == 20
         fitted[name] = loaded
 
+    step("sign_bundle + load_bundle(public_key=...) (cryptography Ed25519)")
+    from plo_risk import generate_signing_key, sign_bundle
+
+    public = generate_signing_key(tmp / "signing.key")
+    sign_bundle(tmp / "bundles" / "clinical_rule", tmp / "signing.key")
+    load_bundle(tmp / "bundles" / "clinical_rule", public_key=public)
+
     step("compare (mlflow sqlite tracking, model registry, pyfunc models-from-code)")
     uri = f"sqlite:///{tmp}/mlflow.db"
     result = compare(
