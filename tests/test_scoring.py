@@ -654,7 +654,7 @@ def test_a_bad_csv_line_is_rejected_with_its_line_number_and_the_run_goes_on(
     assert s.n_input == len(rows) + len(hostile)
     assert (s.n_scored, s.n_rejected, s.n_unreadable) == (len(rows), len(hostile), 0)
     rejects = s.read(rejects=True)
-    assert set(rejects["reason"]) == {"unreadable_line"}
+    assert set(rejects["reason"]) == {"unreadable_row"}
     assert rejects["row"].tolist() == sorted(bad)
     for row, message in zip(rejects["row"], rejects["message"], strict=True):
         assert message.startswith(f"line {bad[row]:,}: ")
