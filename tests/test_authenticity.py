@@ -7,7 +7,6 @@ store as someone with write access to it could (and puts it back afterwards).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from plo_risk.model.bundle import MANIFEST, BundleError, bundle_digest, load_bun
 from plo_risk.serve.authenticity import BUNDLE_TAG, CODE_TAG, code_sha256
 from plo_risk.serve.risk_model import RiskModel
 from plo_risk.training import CHAMPION_ALIAS, REGISTERED_NAME, compare
+from tests.forge import reseal
 
 CONFIG = {
     "name": "authenticity",
@@ -80,26 +80,13 @@ def _tampering(store: Path):
         backup.rename(store)
 
 
-def _reseal(bundle: Path) -> None:
-    from plo_risk.model.bundle import _canonical
-
-    manifest = json.loads((bundle / MANIFEST).read_text())
-    manifest.pop("manifest_sha256")
-    manifest["files"] = {
-        name: hashlib.sha256((bundle / name).read_bytes()).hexdigest()
-        for name in manifest["files"]
-    }
-    manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
-    (bundle / MANIFEST).write_bytes(_canonical(manifest))
-
-
 def _everyone_low(store: Path) -> None:
     """The forgery of the issue: thresholds moved so everyone is "low", resealed."""
     bundle = store / "artifacts" / "bundle"
     manifest = json.loads((bundle / MANIFEST).read_text())
     manifest["thresholds"] = {"moderate": 0.98, "high": 0.99}
     (bundle / MANIFEST).write_text(json.dumps(manifest))
-    _reseal(bundle)
+    reseal(bundle)
     load_bundle(bundle)  # the forgery is a valid bundle: only the registry refuses it
 
 

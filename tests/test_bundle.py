@@ -14,6 +14,7 @@ from plo_risk.data.schema import validate_frame
 from plo_risk.data.synthetic import generate_cohort
 from plo_risk.model.bundle import BundleError, load_bundle, read_manifest, save_bundle
 from plo_risk.model.zoo import MODEL_NAMES, make_model
+from tests.forge import reseal
 
 
 @pytest.fixture(scope="module")
@@ -148,23 +149,6 @@ def test_every_family_keeps_its_interval_ensemble(data, tmp_path, name):
     )
 
 
-def _reseal(path):
-    """Recompute every digest of the manifest, as anyone with write access can."""
-    import hashlib
-    import json
-
-    from plo_risk.model.bundle import MANIFEST, _canonical
-
-    manifest = json.loads((path / MANIFEST).read_text())
-    manifest.pop("manifest_sha256")
-    manifest["files"] = {
-        name: hashlib.sha256((path / name).read_bytes()).hexdigest()
-        for name in manifest["files"]
-    }
-    manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
-    (path / MANIFEST).write_bytes(_canonical(manifest))
-
-
 def _rename_class(skops_file, old: tuple[str, str], new: tuple[str, str]) -> None:
     import json
     import zipfile
@@ -215,7 +199,7 @@ def test_a_resealed_bundle_with_another_estimator_type_is_refused(
     dst = _copy(path, tmp_path)
     model_file = read_manifest(dst)["model_file"]
     _rename_class(dst / model_file, old, new)
-    _reseal(dst)
+    reseal(dst)
     read_manifest(dst)  # the digests hold: only the type allowlist can refuse it
     with pytest.raises(BundleError, match=f"{new[0]}.{new[1]}"):
         load_bundle(dst)
@@ -230,7 +214,7 @@ def _forge(path, tmp_path, change):
     manifest = json.loads((dst / MANIFEST).read_text())
     change(manifest, dst)
     (dst / MANIFEST).write_text(json.dumps(manifest))
-    _reseal(dst)
+    reseal(dst)
     return dst
 
 
@@ -310,7 +294,7 @@ def _write_manifest(dst, manifest):
     from plo_risk.model.bundle import MANIFEST
 
     (dst / MANIFEST).write_text(json.dumps(manifest))
-    _reseal(dst)
+    reseal(dst)
 
 
 def _edit(key, value):
@@ -335,7 +319,7 @@ def _features(change):
         doc = json.loads((dst / "features.json").read_text())
         change(doc)
         (dst / "features.json").write_text(json.dumps(doc))
-        _reseal(dst)
+        reseal(dst)
 
     return forge
 
@@ -344,7 +328,7 @@ def _raw(name, data):
     def forge(dst):
         (dst / name).write_bytes(data)
         if name != "manifest.json":
-            _reseal(dst)
+            reseal(dst)
 
     return forge
 
@@ -396,7 +380,7 @@ def _skops_bomb(dst):
     with zipfile.ZipFile(dst / model_file, "a", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("padding.bin", b"\0" * 3_000_000)
     families.MAX_SKOPS_BYTES = 2_000_000  # restored by the test
-    _reseal(dst)
+    reseal(dst)
 
 
 _BUNDLES: list = []
