@@ -210,3 +210,16 @@ def test_the_pyfunc_refuses_a_changed_code_file_that_builds_our_model(registered
             assert PLORiskPyfunc.predict is not predict  # the tampered file ran
         finally:
             PLORiskPyfunc.predict = predict
+
+
+def test_the_web_page_and_the_audit_replay_load_through_the_registry_check(registered):
+    from plo_risk.web.identity import load_model
+
+    uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+    rm, identity = load_model(uri)
+    assert identity["bundle_sha256"] == registered["version"].tags[BUNDLE_TAG]
+    assert identity["source"] == uri and rm.bundle_sha256 == identity["bundle_sha256"]
+    with _tampering(registered["store"]) as store:
+        _everyone_low(store)
+        with pytest.raises(BundleError, match="changed after registration"):
+            load_model(uri)

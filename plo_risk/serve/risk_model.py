@@ -45,7 +45,7 @@ from plo_risk.explain import (
     fold_contributions,
     plot_waterfall,
 )
-from plo_risk.model.bundle import BundleInfo, load_bundle, save_bundle
+from plo_risk.model.bundle import BundleInfo, bundle_digest, load_bundle, save_bundle
 from plo_risk.model.calibration import recalibrate, split_margin
 from plo_risk.model.ensemble import ensemble_risks
 from plo_risk.model.families import family_of
@@ -115,6 +115,10 @@ class RiskModel:
         self.info = info
         self.catalog = catalog or load_catalog()
         self.source = source
+        #: The sha256 of the bundle the model was loaded from
+        #: (:func:`~plo_risk.model.bundle.bundle_digest`, checked against the
+        #: registry for ``models:/`` and ``runs:/``); None for a model never saved.
+        self.bundle_sha256: str | None = None
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -175,12 +179,17 @@ class RiskModel:
                 model, info = load_bundle(
                     bundle, catalog=catalog, public_key=public_key
                 )
-            return cls(model, info, catalog=catalog, source=text)
+                digest = bundle_digest(bundle)
+            rm = cls(model, info, catalog=catalog, source=text)
+            rm.bundle_sha256 = digest
+            return rm
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such bundle folder")
         model, info = load_bundle(path, catalog=catalog, public_key=public_key)
-        return cls(model, info, catalog=catalog, source=str(path))
+        rm = cls(model, info, catalog=catalog, source=str(path))
+        rm.bundle_sha256 = bundle_digest(path)
+        return rm
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model as a bundle folder (see :mod:`plo_risk.model.bundle`)."""
