@@ -894,3 +894,27 @@ def test_the_cli_says_a_full_disk_in_one_line(
     assert stop.value.code == 1
     text = capsys.readouterr().err
     assert "the disk is full" in text and "Traceback" not in text
+
+
+def test_dask_keeps_big_integer_ids_with_a_gap_exactly(model, dask_cluster, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = generate_cohort(400, seed=78)
+    ids = pd.array([12345678901234567 + i for i in range(400)], dtype="Int64")
+    ids[5] = pd.NA
+    df["patient_id"] = ids
+    source = tmp_path / "ids.parquet"
+    # As a database export writes it: int64 with nulls and no pandas metadata.
+    table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(table, source, row_group_size=150)
+    dask = score_cohort(
+        model,
+        source,
+        tmp_path / "d",
+        chunk_rows=150,
+        engine="dask",
+        scheduler=dask_cluster.scheduler_address,
+    )
+    got = [None if pd.isna(v) else v for v in dask.read()["patient_id"]]
+    assert got == [None if i == 5 else str(12345678901234567 + i) for i in range(400)]
