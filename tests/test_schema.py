@@ -547,3 +547,126 @@ def test_underscores_in_numbers_are_refused_on_both_paths(text):
     frame = validate_frame(pd.DataFrame({k: [v] for k, v in record.items()}))
     assert len(frame.valid) == 0
     assert frame.rejects["field"].tolist() == ["age_years"]
+
+
+# ------------------------------------------- hostile cells: only our own errors
+
+
+def _deep_list(depth: int) -> list:
+    top: list = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return top
+
+
+class _HostileReal(float):
+    """A number whose conversion and repr fail (any ``numbers.Real`` may do so)."""
+
+    def __float__(self):
+        raise RuntimeError("no float")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class _Unhashable:
+    __hash__ = None  # type: ignore[assignment]
+
+
+_HOSTILE = {
+    "list": [1, 2],
+    "dict": {"value": 3},
+    "set": {1, 2},
+    "tuple": (1, 2),
+    "tuple_of_lists": ([1], [2]),
+    "bytes": b"12",
+    "bytearray": bytearray(b"12"),
+    "object": _Unhashable(),
+    "nested": {"a": [{"b": {1, 2}}]},
+    "deep_list": _deep_list(100_000),
+    "huge_int": 10**5000,
+    "hostile_real": _HostileReal(1.0),
+    "array": np.array([1.0, 2.0]),
+}
+_KINDS = {
+    "numeric": "lactation_months",
+    "yes/no": "smoking",
+    "category": "ancestry",
+    "required": "age_years",
+}
+_GOOD = {"numeric": 2, "yes/no": "yes", "category": "european", "required": 30}
+
+
+def _object_column(values: list) -> pd.Series:
+    cells = np.empty(len(values), dtype=object)
+    cells[:] = [None] * len(values)
+    for i, v in enumerate(values):
+        cells[i] = v
+    return pd.Series(cells)
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+@pytest.mark.parametrize("value", list(_HOSTILE.values()), ids=list(_HOSTILE))
+def test_hostile_cells_are_row_errors_on_both_paths(kind, value):
+    field = _KINDS[kind]
+    record = {**BASE, field: value}
+    with pytest.raises(ValidationError) as exc:
+        validate_record(record)
+    assert exc.value.fields == [field]
+    message = exc.value.problems[0].message
+    assert message.startswith(f"{field}=") and len(message) < 400
+
+    df = pd.DataFrame({k: [v, v] for k, v in BASE.items()})
+    df[field] = _object_column([value, _GOOD[kind]])
+    res = validate_frame(df)
+    assert list(res.valid.index) == [1]  # the other row is unaffected
+    assert res.rejects["field"].tolist() == [field]
+    assert res.rejects["message"].tolist() == [message]
+    assert len(res.rejects.loc[0, "value"]) <= 60  # shown truncated
+
+
+_hostile_cells = st.one_of(
+    st.recursive(
+        st.one_of(st.integers(), st.text(max_size=3), st.none()),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(st.text(max_size=2), inner, max_size=2),
+            st.tuples(inner, inner),
+        ),
+        max_leaves=6,
+    ),
+    st.frozensets(st.integers(), max_size=3).map(set),
+    st.binary(max_size=4),
+    st.binary(max_size=4).map(bytearray),
+    st.sampled_from(list(_HOSTILE.values())),
+    st.integers(-(10**40), 10**40),
+    st.floats(),
+    st.sampled_from(["", "nan", "1e400", "yes", "european", "3"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(list(_KINDS.values())), _hostile_cells),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_hostile_cells_raise_only_our_errors_and_paths_agree(rows):
+    records = [{**BASE, **row} for row in rows]
+    names = sorted({k for r in records for k in r})
+    res = validate_frame(
+        pd.DataFrame({k: _object_column([r.get(k) for r in records]) for k in names})
+    )
+    assert len(res.valid) + res.n_rejected == len(records)
+    for i, record in enumerate(records):
+        try:
+            validate_record({k: record.get(k) for k in names})
+        except ValidationError as exc:
+            rejects = res.rejects[res.rejects["row"] == i]
+            assert list(rejects["message"]) == [p.message for p in exc.problems]
+        else:
+            assert i in res.valid.index

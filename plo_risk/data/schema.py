@@ -20,6 +20,7 @@ import difflib
 import math
 import numbers
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -140,12 +141,42 @@ class ValidationError(ValueError):
         return [p.field for p in self.problems]
 
 
+class _ShortRepr(reprlib.Repr):
+    """``repr`` that stays short and never fails: nested values are cut at a
+    depth (a 100,000-deep list is not a RecursionError), an integer too long for
+    ``str`` is described, and a value whose ``repr`` raises is named by its type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = 50
+        self.maxother = 50
+        self.maxlong = 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return (
+                f"<integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+            )
+        return super().repr_int(x, level)
+
+    def repr1(self, x: Any, level: int) -> str:
+        try:
+            return super().repr1(x, level)
+        except Exception:  # a hostile __repr__: the value is shown by its type
+            return f"<{type(x).__name__}>"
+
+
+_SHORT = _ShortRepr()
+
+
 def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+    """A cell's value as an error message shows it: short, whatever the value."""
+    if type(value) is float and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    if isinstance(value, (float, np.floating)):
+    if type(value) is float or isinstance(value, np.floating):
         return f"{float(value):g}"
-    text = repr(value)
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -291,9 +322,8 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
                 return False, None
             return MISSING, _type_reason(feat)
         if isinstance(value, numbers.Real):
-            try:
-                x = float(value)
-            except OverflowError:
+            x = _real_as_float(value)
+            if x is None:
                 return MISSING, _type_reason(feat)
             if math.isnan(x):
                 return MISSING, None
@@ -316,9 +346,8 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
         if not math.isfinite(x):
             return MISSING, _type_reason(feat)
     elif isinstance(value, numbers.Real):
-        try:
-            x = float(value)
-        except OverflowError:
+        x = _real_as_float(value)
+        if x is None:
             return MISSING, _type_reason(feat)
         if math.isnan(x):
             return MISSING, None
@@ -329,6 +358,15 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
     if feat.dtype == "int" and not x.is_integer():
         return MISSING, _type_reason(feat)
     return x, None
+
+
+def _real_as_float(value: numbers.Real) -> float | None:
+    """``float(value)``, or None when that fails: a 400-digit integer overflows, and
+    a ``numbers.Real`` from elsewhere may raise anything from ``__float__``."""
+    try:
+        return float(value)
+    except Exception:
+        return None
 
 
 # --------------------------------------------------------------- BMD <-> T/Z scores
@@ -1025,12 +1063,22 @@ def _factorize_by_type(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniques: list[Any] = []
     for kind in np.unique(kinds):
         at = np.flatnonzero(kinds == kind)
-        codes, values = pd.factorize(raw[at], use_na_sentinel=False)
+        codes, values = _factorize(raw[at])
         inverse[at] = codes + len(uniques)
         uniques.extend(values)
     out = np.empty(len(uniques), dtype=object)
     out[:] = uniques
     return out, inverse
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of cells of one type; cells that cannot be hashed (lists,
+    dicts, sets, deeply nested tuples) are each their own distinct value, so each
+    is judged (and rejected) by the scalar rule instead of failing the column."""
+    try:
+        return pd.factorize(values, use_na_sentinel=False)
+    except Exception:  # unhashable or hostile cells: TypeError, RecursionError, ...
+        return np.arange(len(values), dtype=np.int64), values
 
 
 def _canonical_frame(
