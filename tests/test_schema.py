@@ -670,3 +670,50 @@ def test_hostile_cells_raise_only_our_errors_and_paths_agree(rows):
             assert list(rejects["message"]) == [p.message for p in exc.problems]
         else:
             assert i in res.valid.index
+
+
+# ------------------------------------------------ null tokens: one rule, every path
+
+_NULL_TOKENS = ["NaN", "nan", "NULL", "null", "N/A", "NA", "n/a", "None", "", "  "]
+_TEXT_BASE = {"age_years": "31", "parity": "2", "months_postpartum": "3"}
+
+
+def _record_verdict(record: dict) -> list[str]:
+    try:
+        validate_record(record)
+    except ValidationError as exc:
+        return [p.message for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+@pytest.mark.parametrize("token", _NULL_TOKENS, ids=repr)
+def test_null_tokens_mean_missing_on_record_and_text_frame(kind, token):
+    field = _KINDS[kind]
+    record = {**_TEXT_BASE, field: token}
+    expected = (
+        [f"{field}=missing: is required ({CAT[field].label})"]
+        if kind == "required"
+        else []
+    )
+    assert _record_verdict(record) == expected
+    # A CSV is read as text: the frame path sees the token as a string cell.
+    frame = pd.DataFrame({k: [v] for k, v in record.items()}, dtype="string")
+    res = validate_frame(frame)
+    assert list(res.rejects["message"]) == expected
+    assert len(res.valid) == (0 if expected else 1)
+
+
+@pytest.mark.parametrize("word", ["na", " N/a ", "#N/A", "<NA>", "NONE", "Null"])
+def test_missing_words_ignore_case_and_spaces(word):
+    from plo_risk.data.schema import is_missing
+
+    assert is_missing(word)
+    assert validate_record({**BASE, "smoking": word})["smoking"] is None
+
+
+@pytest.mark.parametrize("text", ["-NaN", "inf", "?", "n", "none of it"])
+def test_other_text_is_not_missing(text):
+    from plo_risk.data.schema import is_missing
+
+    assert not is_missing(text)

@@ -595,3 +595,46 @@ def test_a_second_run_on_a_busy_out_folder_is_refused(bundle_path, model, tmp_pa
     # once it is done the folder is free again: the same job resumes every part
     again = score_cohort(model, source, out, chunk_rows=5000, progress=False)
     assert again.resumed_parts == len(manifest["parts"])
+
+
+def test_null_tokens_in_a_csv_get_the_record_verdict(model, tmp_path):
+    import csv
+
+    from plo_risk import ValidationError, validate_record
+
+    tokens = ["NaN", "nan", "NULL", "null", "N/A", "NA", "n/a", "None", "", "  "]
+    tokens += ["#N/A", "-NaN", "1.#IND"]  # Arrow's own null words, not ours
+    fields = ["lactation_months", "smoking", "ancestry", "age_years"]
+    header = ["patient_id", "age_years", "parity", "months_postpartum", *fields[:3]]
+    rows = []
+    for field in fields:
+        for token in tokens:
+            row = {"age_years": "31", "parity": "2", "months_postpartum": "3"}
+            row[field] = token
+            rows.append({"patient_id": f"p{len(rows)}", **row})
+    rows.append(
+        {"patient_id": "NA", "age_years": "31", "parity": "2", "months_postpartum": "3"}
+    )  # an id is an id, even "NA"
+    source = tmp_path / "tokens.csv"
+    with open(source, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    s = score_cohort(model, source, tmp_path / "out")
+    rejects = s.read(rejects=True)
+    scored = s.read()
+    differ = []
+    for i, row in enumerate(rows):
+        record = {k: row.get(k, "") for k in header if k != "patient_id"}
+        try:
+            validate_record(record)
+            expected = []
+        except ValidationError as exc:
+            expected = [p.message for p in exc.problems]
+        got = rejects.loc[rejects["row"] == i, "message"].tolist()
+        if got != expected:
+            differ.append((row, expected, got))
+    assert differ == []
+    assert s.n_scored + s.n_rejected == len(rows)
+    assert "NA" in set(scored["patient_id"])

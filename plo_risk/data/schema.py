@@ -34,11 +34,12 @@ from pydantic import BeforeValidator, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticError
 from pydantic_core import PydanticCustomError
 
-from plo_risk.data.catalog import Catalog, Feature, load_catalog
+from plo_risk.data.catalog import MISSING_TEXT, Catalog, Feature, load_catalog
 
 __all__ = [
     "ID_COLUMN",
     "MISSING",
+    "MISSING_TEXT",
     "OUTCOME_COLUMN",
     "OUTCOME_COLUMNS",
     "OUTCOME_DEFINITION",
@@ -49,6 +50,7 @@ __all__ = [
     "ValidationError",
     "check_units",
     "frame_schema",
+    "is_missing",
     "record_model",
     "rule_failures",
     "validate_frame",
@@ -276,13 +278,32 @@ def check_units(units: Mapping[str, str] | None, catalog: Catalog) -> dict[str, 
     return dict(units)
 
 
-def _is_null(value: Any) -> bool:
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and math.isnan(value))
-    )
+_LONGEST_MISSING_WORD = max(map(len, MISSING_TEXT))
+
+
+def is_missing(value: Any) -> bool:
+    """True for a value that means "not given", in any field, on every path.
+
+    ``None``, ``pd.NA``, ``NaT``, a float NaN, or text that is blank or one of
+    :data:`MISSING_TEXT` (``NA``, ``N/A``, ``NaN``, ``NULL``, ``None``, ... in any
+    case, spaces around ignored). A CSV is read as text, so a ``NULL`` cell of a
+    file and ``"NULL"`` in a record get the same verdict.
+
+    Examples
+    --------
+    >>> [is_missing(v) for v in [None, float("nan"), " n/a ", "NULL", "0", "no"]]
+    [True, True, True, True, False, False]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)  # reads a float subclass's value, never __float__
+    if isinstance(value, str):
+        text = value.strip()
+        return not text or (
+            len(text) <= _LONGEST_MISSING_WORD and text.lower() in MISSING_TEXT
+        )
+    return False
 
 
 # ---------------------------------------------------------------- scalar coercion
@@ -296,15 +317,11 @@ def _norm_category(value: str) -> str:
 
 def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
     """Return ``(value_or_MISSING, None)`` or ``(MISSING, reason)``."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_missing(value):  # the one rule for "not given", every field, every path
         return MISSING, None
     if feat.dtype == "category":
-        if isinstance(value, float) and math.isnan(value):
-            return MISSING, None
         if not isinstance(value, str):
             return MISSING, _category_reason(feat, value)
-        if not value.strip():
-            return MISSING, None
         norm = _norm_category(value)
         if norm in feat.categories:
             return norm, None
@@ -314,8 +331,6 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
             return bool(value), None
         if isinstance(value, str):
             word = value.strip().lower()
-            if not word:
-                return MISSING, None
             if word in _TRUE_WORDS:
                 return True, None
             if word in _FALSE_WORDS:
@@ -335,8 +350,6 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
         return MISSING, _type_reason(feat)
     if isinstance(value, str):
         text = value.strip()
-        if not text:
-            return MISSING, None
         if "_" in text:  # Python's float("3_3") is 33; no extract means that
             return MISSING, _type_reason(feat)
         try:
@@ -549,8 +562,9 @@ def validate_record(
     Parameters
     ----------
     record : Mapping
-        Field name to value. Missing fields, ``None``, NaN and empty strings count
-        as not given. Booleans accept true/false, yes/no, 1/0; numbers accept
+        Field name to value. Missing fields, ``None``, NaN, blank text and the
+        words of :data:`MISSING_TEXT` (``NA``, ``NULL``, ...; see
+        :func:`is_missing`) count as not given. Booleans accept true/false, yes/no, 1/0; numbers accept
         numeric strings. ``patient_id`` is passed through.
     units : Mapping, default=None
         Field name to the unit its value is given in, one of the catalog's
@@ -613,9 +627,8 @@ def validate_record(
     for feat in catalog:
         if not feat.missing:
             value = record.get(feat.name)
-            if _coerce_scalar(feat, value) == (MISSING, None):
-                shown = MISSING if _is_null(value) else value
-                problems.append(Problem(feat.name, shown, _required_reason(feat)))
+            if is_missing(value):
+                problems.append(Problem(feat.name, MISSING, _required_reason(feat)))
     if OUTCOME_COLUMN in passthrough:
         out, reason = _coerce_scalar(_OUTCOME, passthrough[OUTCOME_COLUMN])
         if reason or out is MISSING:
@@ -1163,7 +1176,7 @@ def _rejects_frame(
         msgs = []
         shown = []
         for v in values:
-            if _is_null(v):
+            if is_missing(v):
                 v = MISSING
             p = Problem(name, v, reason, unit)
             msgs.append(p.message)

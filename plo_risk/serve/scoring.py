@@ -289,7 +289,10 @@ def _csv_reader(path: Path, block_size: int) -> pacsv.CSVStreamingReader:
     """A streaming CSV reader that reads every column as text.
 
     Types are decided by :func:`validate_frame`, per cell: inferring them from the
-    first block would make one bad cell further down fail the whole file.
+    first block would make one bad cell further down fail the whole file. So is
+    missingness (:func:`~plo_risk.data.schema.is_missing`): only an empty cell is
+    null here, not Arrow's own list (``NA``, ``#N/A``, ``-NaN``, ...), so a file
+    and a record give one verdict, and a patient id ``NA`` stays ``NA``.
     """
     return pacsv.open_csv(
         path,
@@ -297,6 +300,7 @@ def _csv_reader(path: Path, block_size: int) -> pacsv.CSVStreamingReader:
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in _csv_header(path)},
             strings_can_be_null=True,
+            null_values=[""],
         ),
     )
 
