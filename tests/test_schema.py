@@ -51,7 +51,7 @@ def test_minimal_record_fills_every_field():
         ("heparin", 2, r"heparin=2: must be true or false"),
         ("bmi", True, r"bmi=True: must be a finite number"),
         ("age_years", None, r"age_years=missing: is required"),
-        ("months_postpartum", "", r"months_postpartum='': is required"),
+        ("months_postpartum", "", r"months_postpartum=missing: is required"),
     ],
     ids=[
         "negative-months",
