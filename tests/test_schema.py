@@ -717,3 +717,87 @@ def test_other_text_is_not_missing(text):
     from plo_risk.data.schema import is_missing
 
     assert not is_missing(text)
+
+
+# ------------------------------------------------------------ resource limits
+
+
+def test_many_unknown_keys_name_the_first_and_count_the_rest():
+    from plo_risk.data.schema import MAX_UNKNOWN_NAMED
+
+    record = {**BASE, **{f"junk_{i}": i for i in range(200_000)}}
+    record["smokng"] = "yes"  # past the cap: counted, not named
+    with pytest.raises(ValidationError, match=r"\.\.\.: and 199,981 more unknown"):
+        validate_record(record)
+    exc = pytest.raises(ValidationError, validate_record, record).value
+    assert len(exc.problems) == MAX_UNKNOWN_NAMED + 1
+    assert len(str(exc)) < 100 * (MAX_UNKNOWN_NAMED + 1)
+
+    df = pd.DataFrame(np.zeros((1, 5_000)), columns=[f"junk_{i}" for i in range(5_000)])
+    with pytest.raises(ValidationError, match="and 4,980 more unknown columns") as exc:
+        validate_frame(df.assign(**BASE))
+    assert len(str(exc.value)) < 100 * (MAX_UNKNOWN_NAMED + 1)
+
+
+def test_a_misspelling_within_the_cap_still_gets_its_suggestion():
+    record = {**BASE, "smokng": "yes", **{f"junk_{i}": i for i in range(100)}}
+    with pytest.raises(ValidationError, match="did you mean 'smoking'"):
+        validate_record(record)
+
+
+@pytest.mark.parametrize("where", ["key", "units"])
+def test_a_huge_unknown_name_is_shown_cut_short(where):
+    name = "x" * 10_000_000
+    with pytest.raises(ValidationError) as exc:
+        if where == "key":
+            validate_record({**BASE, name: 1})
+        else:
+            validate_record(BASE, units={name: "nmol/L"})
+    assert len(str(exc.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x" * 257, "x" * 50_000_000, 10**300, 10**5000, [1], {"a": 1}, b"12", True],
+    ids=[
+        "257 chars",
+        "50 MB",
+        "301 digits",
+        "5001 digits",
+        "list",
+        "dict",
+        "bytes",
+        "bool",
+    ],
+)
+def test_bad_patient_id_is_refused_on_both_paths(value):
+    from plo_risk.data.schema import MAX_ID_LENGTH
+
+    assert MAX_ID_LENGTH == 256
+    with pytest.raises(ValidationError, match="patient_id=.*at most 256") as exc:
+        validate_record({**BASE, "patient_id": value})
+    assert exc.value.fields == ["patient_id"] and len(str(exc.value)) < 200
+
+    df = pd.DataFrame({k: [v, v] for k, v in BASE.items()})
+    df["patient_id"] = _object_column([value, "p2"])
+    res = validate_frame(df)
+    assert list(res.valid["patient_id"]) == ["p2"]
+    assert res.rejects["field"].tolist() == ["patient_id"]
+    assert res.rejects["message"].tolist() == [exc.value.problems[0].message]
+
+
+@pytest.mark.parametrize(
+    "value", ["x" * 256, "0012", "", 12345678901234567, 10**255, float("nan"), None]
+)
+def test_good_patient_ids_pass(value):
+    validate_record({**BASE, "patient_id": value})
+    df = pd.DataFrame({k: [v] for k, v in BASE.items()})
+    df["patient_id"] = _object_column([value])
+    assert len(validate_frame(df).valid) == 1
+
+
+def test_long_patient_ids_in_a_text_column_are_checked_per_cell():
+    ids = pd.Series(["a" * 300, "b", None, "c" * 256], dtype="string")
+    df = pd.DataFrame({k: [v] * 4 for k, v in BASE.items()}).assign(patient_id=ids)
+    res = validate_frame(df)
+    assert list(res.rejected_rows) == [0]

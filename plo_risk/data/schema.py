@@ -38,6 +38,8 @@ from plo_risk.data.catalog import MISSING_TEXT, Catalog, Feature, load_catalog
 
 __all__ = [
     "ID_COLUMN",
+    "MAX_ID_LENGTH",
+    "MAX_UNKNOWN_NAMED",
     "MISSING",
     "MISSING_TEXT",
     "OUTCOME_COLUMN",
@@ -58,6 +60,13 @@ __all__ = [
 ]
 
 ID_COLUMN = "patient_id"
+#: The longest ``patient_id`` accepted, in characters (or digits of an integer id):
+#: longer than any registry's key, short enough that every message, log line and
+#: output file stays small.
+MAX_ID_LENGTH = 256
+#: Unknown fields or columns an error names one by one, each with the closest
+#: known name; the rest are counted in one line.
+MAX_UNKNOWN_NAMED = 20
 OUTCOME_COLUMN = "fracture"
 # Columns that are not catalog inputs but travel with a cohort: the id is passed
 # through, the outcome is checked to be 0/1, the generator's oracle is passed through.
@@ -207,10 +216,10 @@ def _type_reason(feat: Feature) -> str:
 
 def _category_reason(feat: Feature, value: Any) -> str:
     text = f"must be one of {', '.join(feat.categories)}"
-    if isinstance(value, str):
-        close = difflib.get_close_matches(_norm_category(value), feat.categories, n=1)
-        if close:
-            text += f"; did you mean {close[0]!r}?"
+    if isinstance(value, str) and (
+        close := _close(_norm_category(value), list(feat.categories), 0.6)
+    ):
+        text += f"; did you mean {close!r}?"
     return f"{text} ({feat.label})"
 
 
@@ -226,23 +235,60 @@ def _required_reason(feat: Feature) -> str:
     return f"is required ({feat.label})"
 
 
+def _close(word: str, choices: list[str], cutoff: float) -> str | None:
+    """The closest of ``choices`` to ``word``, or None; a word much longer than
+    every choice is no misspelling of one, and comparing it would cost its length."""
+    if len(word) > 2 * max(map(len, choices)) + 8:
+        return None
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def _unknown_field_problem(
     name: Any, catalog: Catalog, what: str = "field", value: Any = NO_VALUE
 ) -> Problem:
     known = catalog.names + list(_PASSTHROUGH)
     reason = f"unknown {what}"
-    if isinstance(name, str):
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        if close:
-            reason += f"; did you mean {close[0]!r}?"
-    shown = name if isinstance(name, str) and name.strip() else repr(name)
-    return Problem(shown, value, reason)
+    if isinstance(name, str) and (close := _close(name, known, 0.6)):
+        reason += f"; did you mean {close!r}?"
+    return Problem(_show_name(name), value, reason)
 
 
-def _unit_problem(name: str, unit: Any, catalog: Catalog) -> Problem | None:
+def _show_name(name: Any) -> str:
+    """A column or key as a message names it: as is when it is short text."""
+    if isinstance(name, str) and name.strip() and len(name) <= 60:
+        return name
+    return _show(name)
+
+
+class _Unknowns:
+    """Problems for unknown names: the first :data:`MAX_UNKNOWN_NAMED` one by one
+    (with the closest known name), then one line counting the rest, so a record of
+    200,000 unknown keys costs (and says) what 20 do."""
+
+    def __init__(self, catalog: Catalog, what: str, plural: str) -> None:
+        self.catalog, self.what, self.plural = catalog, what, plural
+        self.count = 0
+
+    def problem(self, name: Any, value: Any = NO_VALUE) -> Problem | None:
+        self.count += 1
+        if self.count > MAX_UNKNOWN_NAMED:
+            return None
+        return _unknown_field_problem(name, self.catalog, self.what, value)
+
+    def rest(self) -> list[Problem]:
+        more = self.count - MAX_UNKNOWN_NAMED
+        if more <= 0:
+            return []
+        return [Problem("...", NO_VALUE, f"and {more:,} more unknown {self.plural}")]
+
+
+def _unit_problem(
+    name: str, unit: Any, catalog: Catalog, unknowns: _Unknowns
+) -> Problem | None:
     """Check one entry of ``units=``; None when it is fine."""
     if name not in catalog:
-        return _unknown_field_problem(name, catalog, what="field in units=")
+        return unknowns.problem(name)
     feat = catalog[name]
     allowed = [feat.unit, *feat.alt_units] if feat.is_numeric else []
     if not isinstance(unit, str) or unit not in allowed:
@@ -250,10 +296,8 @@ def _unit_problem(name: str, unit: Any, catalog: Catalog) -> Problem | None:
             reason = "has no unit; remove it from units="
         else:
             reason = f"unit must be one of {', '.join(allowed)}"
-            if isinstance(unit, str):
-                close = difflib.get_close_matches(unit, allowed, n=1, cutoff=0.5)
-                if close:
-                    reason += f"; did you mean {close[0]!r}?"
+            if isinstance(unit, str) and (close := _close(unit, allowed, 0.5)):
+                reason += f"; did you mean {close!r}?"
         return Problem(name, unit, f"{reason} (in units=)")
     return None
 
@@ -272,7 +316,11 @@ def check_units(units: Mapping[str, str] | None, catalog: Catalog) -> dict[str, 
         raise ValidationError(
             [Problem("units", units, "must be a mapping of field name to unit")]
         )
-    problems = [p for n, u in units.items() if (p := _unit_problem(n, u, catalog))]
+    unknowns = _Unknowns(catalog, "field in units=", "fields in units=")
+    problems = [
+        p for n, u in units.items() if (p := _unit_problem(n, u, catalog, unknowns))
+    ]
+    problems += unknowns.rest()
     if problems:
         raise ValidationError(problems)
     return dict(units)
@@ -371,6 +419,48 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
     if feat.dtype == "int" and not x.is_integer():
         return MISSING, _type_reason(feat)
     return x, None
+
+
+_ID_REASON = (
+    f"must be text or a whole number of at most {MAX_ID_LENGTH} characters "
+    "(the patient's id)"
+)
+
+
+def _id_reason(value: Any) -> str | None:
+    """Why ``value`` cannot be a ``patient_id``, or None. Costs O(1) per id."""
+    if isinstance(value, str):
+        return _ID_REASON if len(value) > MAX_ID_LENGTH else None
+    if isinstance(value, (bool, np.bool_)):
+        return _ID_REASON
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+        # Past about 1,000 bits the digits are too many anyway (and str() of a
+        # 5,000-digit integer raises).
+        if n.bit_length() > 1000 or len(str(abs(n))) > MAX_ID_LENGTH:
+            return _ID_REASON
+        return None
+    if is_missing(value) or isinstance(value, numbers.Number):
+        return None  # a missing id is allowed; a float id is the reader's matter
+    return _ID_REASON
+
+
+def _id_cells(s: pd.Series) -> list:
+    """The bad cells of a ``patient_id`` column (too long, or not text or a number)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_object_dtype(
+        s.dtype
+    ):
+        return []  # a typed number column: at most 20 digits
+    if isinstance(s.dtype, pd.StringDtype) or (
+        isinstance(s.dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(s.dtype)
+    ):
+        bad = (s.str.len() > MAX_ID_LENGTH).fillna(False).to_numpy(dtype=bool)
+    else:
+        raw = s.astype(object).to_numpy()
+        bad = np.fromiter(
+            (_id_reason(v) is not None for v in raw), dtype=bool, count=len(raw)
+        )
+    return [(ID_COLUMN, bad, s, _ID_REASON)] if bad.any() else []
 
 
 def _real_as_float(value: numbers.Real) -> float | None:
@@ -582,8 +672,10 @@ def validate_record(
     Raises
     ------
     ValidationError
-        Listing every bad field: unknown fields (with the closest known name),
-        wrong types, out-of-range values, missing required fields, bad units.
+        Listing every bad field: unknown fields (the first
+        :data:`MAX_UNKNOWN_NAMED` with the closest known name, the rest counted),
+        wrong types, out-of-range values, missing required fields, bad units, a
+        ``patient_id`` longer than :data:`MAX_ID_LENGTH` characters.
 
     Examples
     --------
@@ -604,6 +696,7 @@ def validate_record(
     problems: list[Problem] = []
     data: dict[str, Any] = {}
     passthrough: dict[str, Any] = {}
+    unknowns = _Unknowns(catalog, "field", "fields")
     for key, value in record.items():
         if key in catalog:
             data[key] = value
@@ -611,8 +704,11 @@ def validate_record(
             passthrough[key] = value
         elif is_outcome_column(key):
             continue  # an outcome, not an input: a record's risk does not use it
-        else:
-            problems.append(_unknown_field_problem(key, catalog, value=value))
+        elif problem := unknowns.problem(key, value):
+            problems.append(problem)
+    problems += unknowns.rest()
+    if ID_COLUMN in passthrough and (reason := _id_reason(passthrough[ID_COLUMN])):
+        problems.append(Problem(ID_COLUMN, passthrough[ID_COLUMN], reason))
     model = record_model(catalog)
     try:
         parsed = model.model_validate(data, context={"units": units}).model_dump()
@@ -844,7 +940,8 @@ def validate_frame(
     ----------
     df : pandas.DataFrame
         One row per patient episode; columns named as catalog fields, plus
-        optionally ``patient_id`` (passed through), ``fracture`` (checked to be 0/1)
+        optionally ``patient_id`` (passed through; a row whose id is longer than
+        :data:`MAX_ID_LENGTH` characters is rejected), ``fracture`` (checked to be 0/1)
         and ``true_risk`` (passed through). Catalog fields that may be missing can
         be absent as columns.
     units : Mapping, default=None
@@ -888,13 +985,23 @@ def validate_frame(
         )
     units = check_units(units, catalog)
     frame_problems = []
+    unknowns = _Unknowns(catalog, "column", "columns")
     for col in df.columns:
         known = col in catalog or col in _PASSTHROUGH or is_outcome_column(col)
-        if not known and unknown == "error":
-            frame_problems.append(_unknown_field_problem(col, catalog, "column"))
+        if not known and unknown == "error" and (problem := unknowns.problem(col)):
+            frame_problems.append(problem)
+    frame_problems += unknowns.rest()
     if df.columns.duplicated().any():
-        for col in df.columns[df.columns.duplicated()].unique():
-            frame_problems.append(Problem(str(col), NO_VALUE, "column appears twice"))
+        twice = df.columns[df.columns.duplicated()].unique()
+        for col in twice[:MAX_UNKNOWN_NAMED]:
+            frame_problems.append(
+                Problem(_show_name(col), NO_VALUE, "column appears twice")
+            )
+        if len(twice) > MAX_UNKNOWN_NAMED:
+            more = len(twice) - MAX_UNKNOWN_NAMED
+            frame_problems.append(
+                Problem("...", NO_VALUE, f"and {more:,} more columns that appear twice")
+            )
     for feat in catalog:
         if not feat.missing and feat.name not in df.columns:
             frame_problems.append(
@@ -931,6 +1038,8 @@ def validate_frame(
             )
         bad_cells.extend(errors)
 
+    if ID_COLUMN in df.columns:
+        bad_cells.extend(_id_cells(df[ID_COLUMN]))
     canonical = _canonical_frame(cols, catalog, df.index)
     bad_cells.extend(_schema_failures(canonical, catalog, df, units, bad_cells))
     # A row already bad is rejected for that; derived values are checked on the rest
@@ -1203,7 +1312,7 @@ def _rejects_frame(
                 "message": pd.Series([], dtype=object),
             }
         ), np.empty(0, dtype=np.int64)
-    rank = {n: i for i, n in enumerate(catalog.names + [OUTCOME_COLUMN])}
+    rank = {n: i for i, n in enumerate([ID_COLUMN, *catalog.names, OUTCOME_COLUMN])}
     out = pd.concat(parts, ignore_index=True)
     out["_rank"] = out["field"].map(rank)
     out = out.sort_values(["_pos", "_rank"], kind="stable")
