@@ -638,3 +638,26 @@ def test_null_tokens_in_a_csv_get_the_record_verdict(model, tmp_path):
     assert differ == []
     assert s.n_scored + s.n_rejected == len(rows)
     assert "NA" in set(scored["patient_id"])
+
+
+def test_a_parquet_list_column_is_rows_rejected_not_a_dead_job(model, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "patient_id": ["a", "b", "c"],
+            "age_years": [30.0, 31.0, 32.0],
+            "parity": [1, 2, 1],
+            "months_postpartum": [3.0, 4.0, 5.0],
+            "lactation_months": pa.array(
+                [[1.0], None, [2.0, 3.0]], pa.list_(pa.float64())
+            ),
+        }
+    )
+    pq.write_table(table, tmp_path / "lists.parquet")
+    s = score_cohort(model, tmp_path / "lists.parquet", tmp_path / "out")
+    assert (s.n_input, s.n_scored, s.n_rejected) == (3, 1, 2)
+    rejects = s.read(rejects=True)
+    assert rejects["field"].tolist() == ["lactation_months"] * 2
+    assert rejects["message"].str.contains("must be a finite number").all()
