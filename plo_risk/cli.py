@@ -609,6 +609,14 @@ def report(
             "run when --model is an MLflow URI)."
         ),
     ] = None,
+    min_cell: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Subgroup cells of fewer patients, events or non-events show '<N' "
+            "and no metrics.",
+        ),
+    ] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Write the model card: one self-contained HTML file with TRIPOD+AI items.
@@ -626,7 +634,12 @@ def report(
     try:
         with _step(f"evaluating {model} on {data} and writing {out}", quiet):
             card = model_card(
-                risk_model, data, out, n_boot=n_boot, mlflow_run_id=mlflow_run_id
+                risk_model,
+                data,
+                out,
+                n_boot=n_boot,
+                mlflow_run_id=mlflow_run_id,
+                min_cell=min_cell,
             )
     except (ValueError, FileNotFoundError) as exc:
         _fail(f"--input {data}: {exc}")

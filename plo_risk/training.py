@@ -48,10 +48,12 @@ from plo_risk.data.schema import (
 from plo_risk.data.synthetic import generate_cohort
 from plo_risk.evaluate import metrics as metric_functions
 from plo_risk.evaluate.metrics import (
+    MIN_CELL,
     age_band,
     evaluate,
     evaluate_subgroups,
     parity_band,
+    suppress_small_cells,
 )
 from plo_risk.evaluate.plots import calibration_figure, decision_figure, roc_figure
 from plo_risk.model.bundle import (
@@ -213,6 +215,9 @@ class EvaluationConfig(ConfigModel):
     n_boot: int = Field(200, ge=1)
     ci: float = Field(0.95, gt=0, lt=1)
     subgroups: tuple[str, ...] = ("age_band", "ancestry", "parity_band")
+    # Subgroup cells with fewer patients, events or non-events are hidden in what
+    # is logged to MLflow (suppress_small_cells); the result in memory keeps them.
+    min_cell: int = Field(MIN_CELL, ge=1)
 
 
 class ChampionConfig(ConfigModel):
@@ -773,7 +778,10 @@ def _log_model_run(
     )
     mlflow.log_text(result.metrics.to_csv(), "metrics_with_ci.csv")
     if len(result.subgroups):
-        mlflow.log_text(result.subgroups.to_csv(index=False), "subgroups.csv")
+        published = suppress_small_cells(
+            result.subgroups, min_cell=exp.evaluation.min_cell
+        )
+        mlflow.log_text(published.to_csv(index=False), "subgroups.csv")
     for fig_name, fig in _plots(result, test, exp).items():
         mlflow.log_figure(fig, f"plots/{fig_name}.png")
     fingerprint = data_fingerprint(train.X, train.y)
@@ -1172,7 +1180,9 @@ def compare(
     """Compare the experiment's models in one parent MLflow run; promote a champion.
 
     Each model is a nested run with its parameters, metrics with bootstrap CIs,
-    subgroup table, calibration/ROC/decision-curve plots and the model (bundle as an
+    subgroup table (cells of fewer than ``evaluation.min_cell`` patients, events or
+    non-events suppressed: :func:`~plo_risk.evaluate.suppress_small_cells`),
+    calibration/ROC/decision-curve plots and the model (bundle as an
     MLflow pyfunc). The best model by ``champion.metric`` is registered as
     ``plo-risk`` with alias ``champion`` when it beats the current champion on the
     same held-out data by more than ``champion.min_improvement``.

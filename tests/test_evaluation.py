@@ -786,3 +786,136 @@ def test_parity_band(parity, band):
 def test_band_helpers_refuse_bad_values(func, values, match):
     with pytest.raises(ValueError, match=match):
         func(values)
+
+
+# ------------------------------------------------------------ small cells
+
+
+def _cells(n, events, auroc=None):
+    k = len(n)
+    return pd.DataFrame(
+        {
+            "subgroup": ["v"] * k,
+            "level": [f"l{i}" for i in range(k)],
+            "n": n,
+            "n_events": events,
+            "auroc": auroc if auroc is not None else [0.7] * k,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "events", "shown_n", "shown_events", "suppressed"),
+    [
+        (
+            [100, 200, 300],
+            [1, 20, 30],
+            [100, 200, 300],
+            ["<5", "suppressed", 30],
+            [True, True, False],
+        ),
+        (
+            [100, 200, 300],
+            [4, 4, 30],
+            [100, 200, 300],
+            ["<5", "<5", 30],
+            [True, True, False],
+        ),
+        (
+            [100, 200, 300],
+            [0, 20, 30],
+            [100, 200, 300],
+            [0, 20, 30],
+            [False, False, False],
+        ),
+        (
+            [3, 200, 300],
+            [0, 20, 30],
+            ["<5", "suppressed", 300],
+            ["suppressed", "suppressed", 30],
+            [True, True, False],
+        ),
+        (
+            [100, 200, 300],
+            [98, 20, 30],
+            [100, 200, 300],
+            ["suppressed", "suppressed", 30],
+            [True, True, False],
+        ),
+        (
+            [100, 200, 300],
+            [5, 20, 30],
+            [100, 200, 300],
+            [5, 20, 30],
+            [False, False, False],
+        ),
+    ],
+    ids=[
+        "one-event",
+        "two-small",
+        "zero-events",
+        "three-women",
+        "two-non-events",
+        "five-events",
+    ],
+)
+def test_small_cells_are_suppressed(n, events, shown_n, shown_events, suppressed):
+    out = ev.suppress_small_cells(_cells(n, events))
+    assert out["n"].tolist() == shown_n
+    assert out["n_events"].tolist() == shown_events
+    assert out["suppressed"].tolist() == suppressed
+    assert out["auroc"].isna().tolist() == suppressed
+
+
+def test_min_cell_is_a_parameter():
+    t = _cells([100, 200, 300], [7, 20, 30])
+    assert not ev.suppress_small_cells(t)["suppressed"].any()
+    out = ev.suppress_small_cells(t, min_cell=10)
+    assert out["n_events"].tolist() == ["<10", "suppressed", 30]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "5"])
+def test_bad_min_cell_is_refused(bad):
+    with pytest.raises(ValueError, match="'min_cell' parameter.*Got"):
+        ev.suppress_small_cells(_cells([10], [1]), min_cell=bad)
+
+
+def test_long_subgroup_table_loses_every_metric_of_a_small_cell():
+    rng = np.random.default_rng(4)
+    y = np.zeros(600, dtype=int)
+    y[:3] = 1  # level "a": 3 events among 100
+    y[100:160] = 1
+    p = rng.uniform(0.01, 0.5, 600)
+    groups = {"g": np.repeat(["a", "b", "c"], [100, 200, 300])}
+    full = ev.evaluate_subgroups(y, p, groups, n_boot=5)
+    out = ev.suppress_small_cells(full)
+    small = out[out["level"] == "a"]
+    assert small[["estimate", "lower", "upper"]].isna().all().all()
+    assert set(small["n_events"]) == {"<5"}
+    assert full.loc[full["level"] == "a", "n_events"].eq(3).all()  # kept in memory
+    assert out.loc[out["level"] == "c", "estimate"].notna().any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6
+    ),
+    min_cell=st.integers(1, 8),
+)
+def test_no_published_count_is_small(cells, min_cell):
+    n = [a + b for a, b in cells]
+    events = [a for a, _ in cells]
+    out = ev.suppress_small_cells(_cells(n, events), min_cell=min_cell)
+    for row in out.to_dict("records"):
+        shown = [v for v in (row["n"], row["n_events"]) if isinstance(v, int)]
+        if isinstance(row["n"], int) and isinstance(row["n_events"], int):
+            shown.append(row["n"] - row["n_events"])
+        assert all(v == 0 or v >= min_cell for v in shown), row
+        if row["suppressed"]:
+            assert np.isnan(row["auroc"])
+    # A single hidden level could be recovered from the totals: never, unless no
+    # other level has anyone in it.
+    hidden = out["n_events"].map(lambda v: isinstance(v, str))
+    if hidden.sum() == 1:
+        assert (out.loc[~hidden, "n"] == 0).all()

@@ -486,3 +486,54 @@ def test_cli_validate_prints_table_and_saves_recalibrated_bundle(
     assert reloaded.model.intercept_ < risk_model.model.intercept_
     again = runner.invoke(app, [*base, "--recalibrate", "--quiet"])
     assert again.exit_code == 2 and "--recalibrate needs --out" in again.output
+
+
+# ----------------------------------------------------------- small cells
+
+
+def _card_row(html: str, subgroup: str, level: str) -> str:
+    m = re.search(
+        rf"<tr><td>{re.escape(subgroup)}</td><td>{re.escape(level)}</td>(.*?)</tr>",
+        html,
+    )
+    assert m, (subgroup, level)
+    return m.group(1)
+
+
+def test_a_subgroup_with_few_events_never_shows_its_numbers(
+    risk_model, eval_frame, tmp_path
+):
+    df = eval_frame.drop(index=[5, 9]).reset_index(drop=True)
+    df["ancestry"] = df["ancestry"].replace("middle_eastern", "european")
+    # Three fractures among 40 women: a cell the card must not publish.
+    events = df.index[df["fracture"] == 1][:3]
+    others = df.index[df["fracture"] == 0][:37]
+    df.loc[events.union(others), "ancestry"] = "middle_eastern"
+    card = model_card(risk_model, df, tmp_path / "c.html", n_boot=10)
+    html = (tmp_path / "c.html").read_text(encoding="utf-8")
+
+    full = card.evaluation.subgroups.set_index(["subgroup", "level"])
+    assert full.loc[("ancestry", "middle_eastern"), "n_events"] == 3  # in memory
+    cells = re.findall(
+        r"<td[^>]*>(.*?)</td>", _card_row(html, "ancestry", "middle_eastern")
+    )
+    assert cells[0] == "40" and cells[1] == "&lt;5"
+    assert all(c in ("", "—", "–") for c in cells[2:]), cells
+    # Never one hidden level alone: it would be the total minus the rest.
+    published = [
+        re.findall(r"<td[^>]*>(.*?)</td>", _card_row(html, "ancestry", lvl))[1]
+        for lvl in full.loc["ancestry"].index
+    ]
+    hidden = [c for c in published if not c.replace(",", "").isdigit()]
+    assert len(hidden) >= 2, published
+    for lvl in full.loc["ancestry"].index:  # no small count is shown anywhere
+        row = full.loc[("ancestry", lvl)]
+        if 0 < row["n_events"] < 5:
+            shown = re.findall(r"<td[^>]*>(.*?)</td>", _card_row(html, "ancestry", lvl))
+            assert shown[1] == "&lt;5" and set(shown[2:]) <= {"", "—", "–"}
+    assert "fewer than 5 women, events or non-events" in html
+
+
+def test_min_cell_is_refused_before_any_work(risk_model, tmp_path):
+    with pytest.raises(ValueError, match="'min_cell' parameter"):
+        model_card(risk_model, tmp_path / "absent.csv", tmp_path / "c.html", min_cell=0)

@@ -51,7 +51,7 @@ def test_minimal_record_fills_every_field():
         ("heparin", 2, r"heparin=2: must be true or false"),
         ("bmi", True, r"bmi=True: must be a finite number"),
         ("age_years", None, r"age_years=missing: is required"),
-        ("months_postpartum", "", r"months_postpartum='': is required"),
+        ("months_postpartum", "", r"months_postpartum=missing: is required"),
     ],
     ids=[
         "negative-months",
@@ -547,3 +547,257 @@ def test_underscores_in_numbers_are_refused_on_both_paths(text):
     frame = validate_frame(pd.DataFrame({k: [v] for k, v in record.items()}))
     assert len(frame.valid) == 0
     assert frame.rejects["field"].tolist() == ["age_years"]
+
+
+# ------------------------------------------- hostile cells: only our own errors
+
+
+def _deep_list(depth: int) -> list:
+    top: list = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return top
+
+
+class _HostileReal(float):
+    """A number whose conversion and repr fail (any ``numbers.Real`` may do so)."""
+
+    def __float__(self):
+        raise RuntimeError("no float")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class _Unhashable:
+    __hash__ = None  # type: ignore[assignment]
+
+
+_HOSTILE = {
+    "list": [1, 2],
+    "dict": {"value": 3},
+    "set": {1, 2},
+    "tuple": (1, 2),
+    "tuple_of_lists": ([1], [2]),
+    "bytes": b"12",
+    "bytearray": bytearray(b"12"),
+    "object": _Unhashable(),
+    "nested": {"a": [{"b": {1, 2}}]},
+    "deep_list": _deep_list(100_000),
+    "huge_int": 10**5000,
+    "hostile_real": _HostileReal(1.0),
+    "array": np.array([1.0, 2.0]),
+}
+_KINDS = {
+    "numeric": "lactation_months",
+    "yes/no": "smoking",
+    "category": "ancestry",
+    "required": "age_years",
+}
+_GOOD = {"numeric": 2, "yes/no": "yes", "category": "european", "required": 30}
+
+
+def _object_column(values: list) -> pd.Series:
+    cells = np.empty(len(values), dtype=object)
+    cells[:] = [None] * len(values)
+    for i, v in enumerate(values):
+        cells[i] = v
+    return pd.Series(cells)
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+@pytest.mark.parametrize("value", list(_HOSTILE.values()), ids=list(_HOSTILE))
+def test_hostile_cells_are_row_errors_on_both_paths(kind, value):
+    field = _KINDS[kind]
+    record = {**BASE, field: value}
+    with pytest.raises(ValidationError) as exc:
+        validate_record(record)
+    assert exc.value.fields == [field]
+    message = exc.value.problems[0].message
+    assert message.startswith(f"{field}=") and len(message) < 400
+
+    df = pd.DataFrame({k: [v, v] for k, v in BASE.items()})
+    df[field] = _object_column([value, _GOOD[kind]])
+    res = validate_frame(df)
+    assert list(res.valid.index) == [1]  # the other row is unaffected
+    assert res.rejects["field"].tolist() == [field]
+    assert res.rejects["message"].tolist() == [message]
+    assert len(res.rejects.loc[0, "value"]) <= 60  # shown truncated
+
+
+_hostile_cells = st.one_of(
+    st.recursive(
+        st.one_of(st.integers(), st.text(max_size=3), st.none()),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(st.text(max_size=2), inner, max_size=2),
+            st.tuples(inner, inner),
+        ),
+        max_leaves=6,
+    ),
+    st.frozensets(st.integers(), max_size=3).map(set),
+    st.binary(max_size=4),
+    st.binary(max_size=4).map(bytearray),
+    st.sampled_from(list(_HOSTILE.values())),
+    st.integers(-(10**40), 10**40),
+    st.floats(),
+    st.sampled_from(["", "nan", "1e400", "yes", "european", "3"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(list(_KINDS.values())), _hostile_cells),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_hostile_cells_raise_only_our_errors_and_paths_agree(rows):
+    records = [{**BASE, **row} for row in rows]
+    names = sorted({k for r in records for k in r})
+    res = validate_frame(
+        pd.DataFrame({k: _object_column([r.get(k) for r in records]) for k in names})
+    )
+    assert len(res.valid) + res.n_rejected == len(records)
+    for i, record in enumerate(records):
+        try:
+            validate_record({k: record.get(k) for k in names})
+        except ValidationError as exc:
+            rejects = res.rejects[res.rejects["row"] == i]
+            assert list(rejects["message"]) == [p.message for p in exc.problems]
+        else:
+            assert i in res.valid.index
+
+
+# ------------------------------------------------ null tokens: one rule, every path
+
+_NULL_TOKENS = ["NaN", "nan", "NULL", "null", "N/A", "NA", "n/a", "None", "", "  "]
+_TEXT_BASE = {"age_years": "31", "parity": "2", "months_postpartum": "3"}
+
+
+def _record_verdict(record: dict) -> list[str]:
+    try:
+        validate_record(record)
+    except ValidationError as exc:
+        return [p.message for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+@pytest.mark.parametrize("token", _NULL_TOKENS, ids=repr)
+def test_null_tokens_mean_missing_on_record_and_text_frame(kind, token):
+    field = _KINDS[kind]
+    record = {**_TEXT_BASE, field: token}
+    expected = (
+        [f"{field}=missing: is required ({CAT[field].label})"]
+        if kind == "required"
+        else []
+    )
+    assert _record_verdict(record) == expected
+    # A CSV is read as text: the frame path sees the token as a string cell.
+    frame = pd.DataFrame({k: [v] for k, v in record.items()}, dtype="string")
+    res = validate_frame(frame)
+    assert list(res.rejects["message"]) == expected
+    assert len(res.valid) == (0 if expected else 1)
+
+
+@pytest.mark.parametrize("word", ["na", " N/a ", "#N/A", "<NA>", "NONE", "Null"])
+def test_missing_words_ignore_case_and_spaces(word):
+    from plo_risk.data.schema import is_missing
+
+    assert is_missing(word)
+    assert validate_record({**BASE, "smoking": word})["smoking"] is None
+
+
+@pytest.mark.parametrize("text", ["-NaN", "inf", "?", "n", "none of it"])
+def test_other_text_is_not_missing(text):
+    from plo_risk.data.schema import is_missing
+
+    assert not is_missing(text)
+
+
+# ------------------------------------------------------------ resource limits
+
+
+def test_many_unknown_keys_name_the_first_and_count_the_rest():
+    from plo_risk.data.schema import MAX_UNKNOWN_NAMED
+
+    record = {**BASE, **{f"junk_{i}": i for i in range(200_000)}}
+    record["smokng"] = "yes"  # past the cap: counted, not named
+    with pytest.raises(ValidationError, match=r"\.\.\.: and 199,981 more unknown"):
+        validate_record(record)
+    exc = pytest.raises(ValidationError, validate_record, record).value
+    assert len(exc.problems) == MAX_UNKNOWN_NAMED + 1
+    assert len(str(exc)) < 100 * (MAX_UNKNOWN_NAMED + 1)
+
+    df = pd.DataFrame(np.zeros((1, 5_000)), columns=[f"junk_{i}" for i in range(5_000)])
+    with pytest.raises(ValidationError, match="and 4,980 more unknown columns") as exc:
+        validate_frame(df.assign(**BASE))
+    assert len(str(exc.value)) < 100 * (MAX_UNKNOWN_NAMED + 1)
+
+
+def test_a_misspelling_within_the_cap_still_gets_its_suggestion():
+    record = {**BASE, "smokng": "yes", **{f"junk_{i}": i for i in range(100)}}
+    with pytest.raises(ValidationError, match="did you mean 'smoking'"):
+        validate_record(record)
+
+
+@pytest.mark.parametrize("where", ["key", "units"])
+def test_a_huge_unknown_name_is_shown_cut_short(where):
+    name = "x" * 10_000_000
+    with pytest.raises(ValidationError) as exc:
+        if where == "key":
+            validate_record({**BASE, name: 1})
+        else:
+            validate_record(BASE, units={name: "nmol/L"})
+    assert len(str(exc.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x" * 257, "x" * 50_000_000, 10**300, 10**5000, [1], {"a": 1}, b"12", True],
+    ids=[
+        "257 chars",
+        "50 MB",
+        "301 digits",
+        "5001 digits",
+        "list",
+        "dict",
+        "bytes",
+        "bool",
+    ],
+)
+def test_bad_patient_id_is_refused_on_both_paths(value):
+    from plo_risk.data.schema import MAX_ID_LENGTH
+
+    assert MAX_ID_LENGTH == 256
+    with pytest.raises(ValidationError, match="patient_id=.*at most 256") as exc:
+        validate_record({**BASE, "patient_id": value})
+    assert exc.value.fields == ["patient_id"] and len(str(exc.value)) < 200
+
+    df = pd.DataFrame({k: [v, v] for k, v in BASE.items()})
+    df["patient_id"] = _object_column([value, "p2"])
+    res = validate_frame(df)
+    assert list(res.valid["patient_id"]) == ["p2"]
+    assert res.rejects["field"].tolist() == ["patient_id"]
+    assert res.rejects["message"].tolist() == [exc.value.problems[0].message]
+
+
+@pytest.mark.parametrize(
+    "value", ["x" * 256, "0012", "", 12345678901234567, 10**255, float("nan"), None]
+)
+def test_good_patient_ids_pass(value):
+    validate_record({**BASE, "patient_id": value})
+    df = pd.DataFrame({k: [v] for k, v in BASE.items()})
+    df["patient_id"] = _object_column([value])
+    assert len(validate_frame(df).valid) == 1
+
+
+def test_long_patient_ids_in_a_text_column_are_checked_per_cell():
+    ids = pd.Series(["a" * 300, "b", None, "c" * 256], dtype="string")
+    df = pd.DataFrame({k: [v] * 4 for k, v in BASE.items()}).assign(patient_id=ids)
+    res = validate_frame(df)
+    assert list(res.rejected_rows) == [0]

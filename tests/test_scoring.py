@@ -918,3 +918,69 @@ def test_dask_keeps_big_integer_ids_with_a_gap_exactly(model, dask_cluster, tmp_
     )
     got = [None if pd.isna(v) else v for v in dask.read()["patient_id"]]
     assert got == [None if i == 5 else str(12345678901234567 + i) for i in range(400)]
+
+
+def test_null_tokens_in_a_csv_get_the_record_verdict(model, tmp_path):
+    import csv
+
+    from plo_risk import ValidationError, validate_record
+
+    tokens = ["NaN", "nan", "NULL", "null", "N/A", "NA", "n/a", "None", "", "  "]
+    tokens += ["#N/A", "-NaN", "1.#IND"]  # Arrow's own null words, not ours
+    fields = ["lactation_months", "smoking", "ancestry", "age_years"]
+    header = ["patient_id", "age_years", "parity", "months_postpartum", *fields[:3]]
+    rows = []
+    for field in fields:
+        for token in tokens:
+            row = {"age_years": "31", "parity": "2", "months_postpartum": "3"}
+            row[field] = token
+            rows.append({"patient_id": f"p{len(rows)}", **row})
+    rows.append(
+        {"patient_id": "NA", "age_years": "31", "parity": "2", "months_postpartum": "3"}
+    )  # an id is an id, even "NA"
+    source = tmp_path / "tokens.csv"
+    with open(source, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    s = score_cohort(model, source, tmp_path / "out")
+    rejects = s.read(rejects=True)
+    scored = s.read()
+    differ = []
+    for i, row in enumerate(rows):
+        record = {k: row.get(k, "") for k in header if k != "patient_id"}
+        try:
+            validate_record(record)
+            expected = []
+        except ValidationError as exc:
+            expected = [p.message for p in exc.problems]
+        got = rejects.loc[rejects["row"] == i, "message"].tolist()
+        if got != expected:
+            differ.append((row, expected, got))
+    assert differ == []
+    assert s.n_scored + s.n_rejected == len(rows)
+    assert "NA" in set(scored["patient_id"])
+
+
+def test_a_parquet_list_column_is_rows_rejected_not_a_dead_job(model, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "patient_id": ["a", "b", "c"],
+            "age_years": [30.0, 31.0, 32.0],
+            "parity": [1, 2, 1],
+            "months_postpartum": [3.0, 4.0, 5.0],
+            "lactation_months": pa.array(
+                [[1.0], None, [2.0, 3.0]], pa.list_(pa.float64())
+            ),
+        }
+    )
+    pq.write_table(table, tmp_path / "lists.parquet")
+    s = score_cohort(model, tmp_path / "lists.parquet", tmp_path / "out")
+    assert (s.n_input, s.n_scored, s.n_rejected) == (3, 1, 2)
+    rejects = s.read(rejects=True)
+    assert rejects["field"].tolist() == ["lactation_months"] * 2
+    assert rejects["message"].str.contains("must be a finite number").all()

@@ -74,6 +74,10 @@ def test_shipped_experiments_parse(name):
         (lambda c: c.update(champion={"metric": "accuracy"}), "champion.metric="),
         (lambda c: c["data"]["train"].update(source="sql"), "data.train.source='sql'"),
         (lambda c: c.update(cv={"folds": 1}), r"cv.folds=1"),
+        (
+            lambda c: c["evaluation"].update(min_cell=0),
+            r"evaluation.min_cell=0: .*greater than or equal to 1",
+        ),
     ],
     ids=[
         "no-data",
@@ -83,6 +87,7 @@ def test_shipped_experiments_parse(name):
         "bad-metric",
         "bad-source",
         "one-fold",
+        "min-cell-0",
     ],
 )
 def test_bad_config_names_the_key(change, match):
@@ -100,6 +105,7 @@ def test_every_problem_is_reported_at_once_with_its_key_path():
     config = copy.deepcopy(SMALL)
     config["data"]["train"]["nn"] = 5
     config["cv"] = {"folds": 1}
+    config["evaluation"]["min_cel"] = 5
     config["models"][0]["params"]["max_dept"] = 3
     config["models"].append(
         {"name": "hist_gradient_boosting", "params": {"max_iters": 5}}
@@ -107,8 +113,9 @@ def test_every_problem_is_reported_at_once_with_its_key_path():
     with pytest.raises(ConfigError) as info:
         load_experiment(config)
     text = str(info.value)
-    assert "4 problems" in text
+    assert "5 problems" in text
     assert "data.train: unknown key 'nn' (did you mean 'n'?)" in text
+    assert "evaluation: unknown key 'min_cel' (did you mean 'min_cell'?)" in text
     assert "cv.folds=1" in text
     assert (
         "models[0].params (xgboost): unknown key 'max_dept' (did you mean 'max_depth'?)"
@@ -339,6 +346,31 @@ def test_no_row_level_data_is_logged(tracking, tmp_path):
     # Patient ids of the generated cohorts never appear in an artifact.
     assert not any(b"P00000" in t for t in texts)
     assert result.n_rejected == 0
+
+
+def test_logged_subgroups_never_show_a_small_cell(tracking, tmp_path):
+    result = train(
+        {
+            **SMALL,
+            "models": [SMALL["models"][1]],  # the clinical rule: no fit to wait for
+            "evaluation": {"n_boot": 5, "min_cell": 10},
+        }
+    )
+    full = result.results[0].subgroups
+    small = full[(full["n_events"] > 0) & (full["n_events"] < 10)]
+    assert len(small), "the test cohort should have small subgroup cells"
+    client = mlflow.MlflowClient()
+    path = client.download_artifacts(
+        result.results[0].run_id, "subgroups.csv", str(tmp_path)
+    )
+    logged = pd.read_csv(path, dtype={"n": str, "n_events": str})
+    assert len(logged) == len(full)
+    for (sub, level), _ in small.groupby(["subgroup", "level"]):
+        rows = logged[(logged["subgroup"] == sub) & (logged["level"] == str(level))]
+        assert set(rows["n_events"]) == {"<10"}, rows
+        assert rows[["estimate", "lower", "upper"]].isna().all().all()
+    shown = pd.to_numeric(logged["n_events"], errors="coerce")
+    assert not ((shown > 0) & (shown < 10)).any()
 
 
 # --------------------------------------------------------------- acceptance

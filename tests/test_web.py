@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from plo_risk.data.catalog import load_catalog
 from plo_risk.data.reference import reference_values
@@ -829,3 +831,96 @@ def test_cli_serve_refuses_an_open_address_without_a_token(tmp_path):
     )
     assert result.exit_code == 2
     assert "token" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------ hostile input: our errors, no traces
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _no_internals(text: str) -> None:
+    """A response body shows nothing of the server: no trace, no code, no path."""
+    for leak in ("Traceback", 'File "', "/work/", _PACKAGE_DIR, "site-packages"):
+        assert leak not in text, (leak, text[:500])
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**40), 10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["NA", "x" * 300, "1e400", "3_3"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from([*SEED_CASE, "patient_id", "smoking", "ancestry", "junk"]),
+        _json_values,
+        max_size=4,
+    ),
+    changes=st.none()
+    | st.dictionaries(
+        st.sampled_from(["breastfeeding_now", "bmi", "age_years", "junk"]),
+        _json_values,
+        max_size=2,
+    ),
+    units=st.none()
+    | st.dictionaries(
+        st.sampled_from(["vitamin_d_25oh", "junk"]), _json_values, max_size=1
+    ),
+)
+def test_hostile_json_gets_field_errors_never_a_trace(
+    client, overrides, changes, units
+):
+    body: dict = {"record": {**SEED_CASE, **overrides}}
+    if units is not None:
+        body["units"] = units
+    path = "/api/assess"
+    if changes is not None:
+        path, body["changes"] = "/api/what-if", changes
+    r = client.post(path, json=body)
+    assert r.status_code in (200, 422), r.text[:500]
+    _no_internals(r.text)
+    if r.status_code == 422:
+        for problem in r.json()["detail"]:
+            assert problem["msg"] and problem["loc"][0] == "body"
+
+
+def test_a_number_too_long_for_python_is_refused_in_our_words(client):
+    body = b'{"record": {"age_years": 1' + b"0" * 5000 + b"}}"
+    r = client.post(
+        "/api/assess", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert "more than 4,300 digits" in r.json()["detail"][0]["msg"]
+    assert "set_int_max_str_digits" not in r.text
+
+
+def test_an_internal_error_answers_500_without_the_trace(client, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError(f'File "{__file__}", line 1: secret state')
+
+    monkeypatch.setattr(client.app.state.service, "assess", fail)
+    for path, body in [
+        ("/api/assess", {"record": SEED_CASE}),
+        ("/api/what-if", {"record": SEED_CASE, "changes": {"bmi": 22}}),
+    ]:
+        r = client.post(path, json=body)
+        assert r.status_code == 500
+        assert r.json() == {
+            "detail": "internal error (details are in the server's log)"
+        }
+        _no_internals(r.text)
+        assert "secret" not in r.text

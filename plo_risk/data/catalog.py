@@ -26,6 +26,7 @@ from plo_risk.utils.config import ConfigError, safe_yaml
 from plo_risk.utils.resources import shipped_file
 
 __all__ = [
+    "MISSING_TEXT",
     "Catalog",
     "CatalogError",
     "Feature",
@@ -47,6 +48,11 @@ GROUPS = (
     "bmd",
 )
 DTYPES = ("float", "int", "bool", "category")
+#: Text that means "not given" in any field, compared after stripping spaces and
+#: ignoring case: what CSV writers, spreadsheets, R, pandas and databases put in an
+#: empty cell. The same rule holds for a record's string values and a frame's text
+#: cells (how every CSV column is read), so both paths give one verdict.
+MISSING_TEXT = frozenset({"", "na", "n/a", "#n/a", "<na>", "nan", "null", "none"})
 DIRECTIONS = ("increases", "decreases", "none")
 _REQUIRED_KEYS = (
     "name",
@@ -351,6 +357,12 @@ def _parse_feature(entry: Any, where: str) -> Feature:
             raise CatalogError(
                 f"{where}: categories must be a list of distinct strings"
             )
+        if taken := [c for c in cats if c.strip().lower() in MISSING_TEXT]:
+            raise CatalogError(
+                f"{where}: categories {taken!r}: these words mean a missing value "
+                f"({', '.join(sorted(repr(t) for t in MISSING_TEXT))}); name the "
+                "category otherwise"
+            )
         categories = tuple(cats)
     alt = entry.get("alt_units") or {}
     if alt and dtype not in ("float", "int"):
@@ -437,7 +449,11 @@ def catalog_markdown(catalog: Catalog | None = None) -> str:
         "`plo-risk catalog --markdown > features/README.md`; do not edit by hand. -->",
         "",
         f"{len(catalog)} input fields. *Required* fields must be given; every other "
-        "field may be left out (the models handle missing values). Alternate units "
+        "field may be left out (the models handle missing values). A value is "
+        "missing when it is absent, null, NaN, or text that is blank or one of "
+        f"{', '.join(f'`{t}`' for t in sorted(MISSING_TEXT) if t)} (any case, "
+        "spaces around ignored), for every field, in a record and in a frame or "
+        "CSV alike; a missing required field is refused. Alternate units "
         "are accepted with `units={field: unit}` in `validate_record` and "
         "`validate_frame`; values are converted to the canonical unit "
         "(canonical = value × factor). *Direction* is how a higher value (or *yes*) "

@@ -16,10 +16,12 @@ g/cm2 (and BMD from a score) using the catalog's young-adult reference.
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import math
 import numbers
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -33,11 +35,14 @@ from pydantic import BeforeValidator, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticError
 from pydantic_core import PydanticCustomError
 
-from plo_risk.data.catalog import Catalog, Feature, load_catalog
+from plo_risk.data.catalog import MISSING_TEXT, Catalog, Feature, load_catalog
 
 __all__ = [
     "ID_COLUMN",
+    "MAX_ID_LENGTH",
+    "MAX_UNKNOWN_NAMED",
     "MISSING",
+    "MISSING_TEXT",
     "OUTCOME_COLUMN",
     "OUTCOME_COLUMNS",
     "OUTCOME_DEFINITION",
@@ -48,6 +53,7 @@ __all__ = [
     "ValidationError",
     "check_units",
     "frame_schema",
+    "is_missing",
     "record_model",
     "rule_failures",
     "validate_frame",
@@ -55,6 +61,13 @@ __all__ = [
 ]
 
 ID_COLUMN = "patient_id"
+#: The longest ``patient_id`` accepted, in characters (or digits of an integer id):
+#: longer than any registry's key, short enough that every message, log line and
+#: output file stays small.
+MAX_ID_LENGTH = 256
+#: Unknown fields or columns an error names one by one, each with the closest
+#: known name; the rest are counted in one line.
+MAX_UNKNOWN_NAMED = 20
 OUTCOME_COLUMN = "fracture"
 # Columns that are not catalog inputs but travel with a cohort: the id is passed
 # through, the outcome is checked to be 0/1, the generator's oracle is passed through.
@@ -140,12 +153,42 @@ class ValidationError(ValueError):
         return [p.field for p in self.problems]
 
 
+class _ShortRepr(reprlib.Repr):
+    """``repr`` that stays short and never fails: nested values are cut at a
+    depth (a 100,000-deep list is not a RecursionError), an integer too long for
+    ``str`` is described, and a value whose ``repr`` raises is named by its type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = 50
+        self.maxother = 50
+        self.maxlong = 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return (
+                f"<integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+            )
+        return super().repr_int(x, level)
+
+    def repr1(self, x: Any, level: int) -> str:
+        try:
+            return super().repr1(x, level)
+        except Exception:  # a hostile __repr__: the value is shown by its type
+            return f"<{type(x).__name__}>"
+
+
+_SHORT = _ShortRepr()
+
+
 def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+    """A cell's value as an error message shows it: short, whatever the value."""
+    if type(value) is float and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    if isinstance(value, (float, np.floating)):
+    if type(value) is float or isinstance(value, np.floating):
         return f"{float(value):g}"
-    text = repr(value)
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -174,10 +217,10 @@ def _type_reason(feat: Feature) -> str:
 
 def _category_reason(feat: Feature, value: Any) -> str:
     text = f"must be one of {', '.join(feat.categories)}"
-    if isinstance(value, str):
-        close = difflib.get_close_matches(_norm_category(value), feat.categories, n=1)
-        if close:
-            text += f"; did you mean {close[0]!r}?"
+    if isinstance(value, str) and (
+        close := _close(_norm_category(value), list(feat.categories), 0.6)
+    ):
+        text += f"; did you mean {close!r}?"
     return f"{text} ({feat.label})"
 
 
@@ -193,23 +236,60 @@ def _required_reason(feat: Feature) -> str:
     return f"is required ({feat.label})"
 
 
+def _close(word: str, choices: list[str], cutoff: float) -> str | None:
+    """The closest of ``choices`` to ``word``, or None; a word much longer than
+    every choice is no misspelling of one, and comparing it would cost its length."""
+    if len(word) > 2 * max(map(len, choices)) + 8:
+        return None
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def _unknown_field_problem(
     name: Any, catalog: Catalog, what: str = "field", value: Any = NO_VALUE
 ) -> Problem:
     known = catalog.names + list(_PASSTHROUGH)
     reason = f"unknown {what}"
-    if isinstance(name, str):
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        if close:
-            reason += f"; did you mean {close[0]!r}?"
-    shown = name if isinstance(name, str) and name.strip() else repr(name)
-    return Problem(shown, value, reason)
+    if isinstance(name, str) and (close := _close(name, known, 0.6)):
+        reason += f"; did you mean {close!r}?"
+    return Problem(_show_name(name), value, reason)
 
 
-def _unit_problem(name: str, unit: Any, catalog: Catalog) -> Problem | None:
+def _show_name(name: Any) -> str:
+    """A column or key as a message names it: as is when it is short text."""
+    if isinstance(name, str) and name.strip() and len(name) <= 60:
+        return name
+    return _show(name)
+
+
+class _Unknowns:
+    """Problems for unknown names: the first :data:`MAX_UNKNOWN_NAMED` one by one
+    (with the closest known name), then one line counting the rest, so a record of
+    200,000 unknown keys costs (and says) what 20 do."""
+
+    def __init__(self, catalog: Catalog, what: str, plural: str) -> None:
+        self.catalog, self.what, self.plural = catalog, what, plural
+        self.count = 0
+
+    def problem(self, name: Any, value: Any = NO_VALUE) -> Problem | None:
+        self.count += 1
+        if self.count > MAX_UNKNOWN_NAMED:
+            return None
+        return _unknown_field_problem(name, self.catalog, self.what, value)
+
+    def rest(self) -> list[Problem]:
+        more = self.count - MAX_UNKNOWN_NAMED
+        if more <= 0:
+            return []
+        return [Problem("...", NO_VALUE, f"and {more:,} more unknown {self.plural}")]
+
+
+def _unit_problem(
+    name: str, unit: Any, catalog: Catalog, unknowns: _Unknowns
+) -> Problem | None:
     """Check one entry of ``units=``; None when it is fine."""
     if name not in catalog:
-        return _unknown_field_problem(name, catalog, what="field in units=")
+        return unknowns.problem(name)
     feat = catalog[name]
     allowed = [feat.unit, *feat.alt_units] if feat.is_numeric else []
     if not isinstance(unit, str) or unit not in allowed:
@@ -217,10 +297,8 @@ def _unit_problem(name: str, unit: Any, catalog: Catalog) -> Problem | None:
             reason = "has no unit; remove it from units="
         else:
             reason = f"unit must be one of {', '.join(allowed)}"
-            if isinstance(unit, str):
-                close = difflib.get_close_matches(unit, allowed, n=1, cutoff=0.5)
-                if close:
-                    reason += f"; did you mean {close[0]!r}?"
+            if isinstance(unit, str) and (close := _close(unit, allowed, 0.5)):
+                reason += f"; did you mean {close!r}?"
         return Problem(name, unit, f"{reason} (in units=)")
     return None
 
@@ -239,19 +317,44 @@ def check_units(units: Mapping[str, str] | None, catalog: Catalog) -> dict[str, 
         raise ValidationError(
             [Problem("units", units, "must be a mapping of field name to unit")]
         )
-    problems = [p for n, u in units.items() if (p := _unit_problem(n, u, catalog))]
+    unknowns = _Unknowns(catalog, "field in units=", "fields in units=")
+    problems = [
+        p for n, u in units.items() if (p := _unit_problem(n, u, catalog, unknowns))
+    ]
+    problems += unknowns.rest()
     if problems:
         raise ValidationError(problems)
     return dict(units)
 
 
-def _is_null(value: Any) -> bool:
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and math.isnan(value))
-    )
+_LONGEST_MISSING_WORD = max(map(len, MISSING_TEXT))
+
+
+def is_missing(value: Any) -> bool:
+    """True for a value that means "not given", in any field, on every path.
+
+    ``None``, ``pd.NA``, ``NaT``, a float or Decimal NaN, or text that is blank or one of
+    :data:`MISSING_TEXT` (``NA``, ``N/A``, ``NaN``, ``NULL``, ``None``, ... in any
+    case, spaces around ignored). A CSV is read as text, so a ``NULL`` cell of a
+    file and ``"NULL"`` in a record get the same verdict.
+
+    Examples
+    --------
+    >>> [is_missing(v) for v in [None, float("nan"), " n/a ", "NULL", "0", "no"]]
+    [True, True, True, True, False, False]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)  # reads a float subclass's value, never __float__
+    if isinstance(value, decimal.Decimal):
+        return value.is_nan()
+    if isinstance(value, str):
+        text = value.strip()
+        return not text or (
+            len(text) <= _LONGEST_MISSING_WORD and text.lower() in MISSING_TEXT
+        )
+    return False
 
 
 # ---------------------------------------------------------------- scalar coercion
@@ -265,15 +368,11 @@ def _norm_category(value: str) -> str:
 
 def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
     """Return ``(value_or_MISSING, None)`` or ``(MISSING, reason)``."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_missing(value):  # the one rule for "not given", every field, every path
         return MISSING, None
     if feat.dtype == "category":
-        if isinstance(value, float) and math.isnan(value):
-            return MISSING, None
         if not isinstance(value, str):
             return MISSING, _category_reason(feat, value)
-        if not value.strip():
-            return MISSING, None
         norm = _norm_category(value)
         if norm in feat.categories:
             return norm, None
@@ -283,17 +382,14 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
             return bool(value), None
         if isinstance(value, str):
             word = value.strip().lower()
-            if not word:
-                return MISSING, None
             if word in _TRUE_WORDS:
                 return True, None
             if word in _FALSE_WORDS:
                 return False, None
             return MISSING, _type_reason(feat)
-        if isinstance(value, numbers.Real):
-            try:
-                x = float(value)
-            except OverflowError:
+        if isinstance(value, _REALS):
+            x = _real_as_float(value)
+            if x is None:
                 return MISSING, _type_reason(feat)
             if math.isnan(x):
                 return MISSING, None
@@ -305,8 +401,6 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
         return MISSING, _type_reason(feat)
     if isinstance(value, str):
         text = value.strip()
-        if not text:
-            return MISSING, None
         if "_" in text:  # Python's float("3_3") is 33; no extract means that
             return MISSING, _type_reason(feat)
         try:
@@ -315,10 +409,9 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
             return MISSING, _type_reason(feat)
         if not math.isfinite(x):
             return MISSING, _type_reason(feat)
-    elif isinstance(value, numbers.Real):
-        try:
-            x = float(value)
-        except OverflowError:
+    elif isinstance(value, _REALS):
+        x = _real_as_float(value)
+        if x is None:
             return MISSING, _type_reason(feat)
         if math.isnan(x):
             return MISSING, None
@@ -329,6 +422,61 @@ def _coerce_scalar(feat: Feature, value: Any) -> tuple[Any, str | None]:
     if feat.dtype == "int" and not x.is_integer():
         return MISSING, _type_reason(feat)
     return x, None
+
+
+_ID_REASON = (
+    f"must be text or a whole number of at most {MAX_ID_LENGTH} characters "
+    "(the patient's id)"
+)
+
+
+def _id_reason(value: Any) -> str | None:
+    """Why ``value`` cannot be a ``patient_id``, or None. Costs O(1) per id."""
+    if isinstance(value, str):
+        return _ID_REASON if len(value) > MAX_ID_LENGTH else None
+    if isinstance(value, (bool, np.bool_)):
+        return _ID_REASON
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+        # Past about 1,000 bits the digits are too many anyway (and str() of a
+        # 5,000-digit integer raises).
+        if n.bit_length() > 1000 or len(str(abs(n))) > MAX_ID_LENGTH:
+            return _ID_REASON
+        return None
+    if is_missing(value) or isinstance(value, numbers.Number):
+        return None  # a missing id is allowed; a float id is the reader's matter
+    return _ID_REASON
+
+
+def _id_cells(s: pd.Series) -> list:
+    """The bad cells of a ``patient_id`` column (too long, or not text or a number)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_object_dtype(
+        s.dtype
+    ):
+        return []  # a typed number column: at most 20 digits
+    if isinstance(s.dtype, pd.StringDtype) or (
+        isinstance(s.dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(s.dtype)
+    ):
+        bad = (s.str.len() > MAX_ID_LENGTH).fillna(False).to_numpy(dtype=bool)
+    else:
+        raw = s.astype(object).to_numpy()
+        bad = np.fromiter(
+            (_id_reason(v) is not None for v in raw), dtype=bool, count=len(raw)
+        )
+    return [(ID_COLUMN, bad, s, _ID_REASON)] if bad.any() else []
+
+
+# An exact decimal (a database's NUMERIC, Parquet decimal128) is a number too.
+_REALS = (numbers.Real, decimal.Decimal)
+
+
+def _real_as_float(value: numbers.Real) -> float | None:
+    """``float(value)``, or None when that fails: a 400-digit integer overflows, and
+    a ``numbers.Real`` from elsewhere may raise anything from ``__float__``."""
+    try:
+        return float(value)
+    except Exception:
+        return None
 
 
 # --------------------------------------------------------------- BMD <-> T/Z scores
@@ -511,8 +659,9 @@ def validate_record(
     Parameters
     ----------
     record : Mapping
-        Field name to value. Missing fields, ``None``, NaN and empty strings count
-        as not given. Booleans accept true/false, yes/no, 1/0; numbers accept
+        Field name to value. Missing fields, ``None``, NaN, blank text and the
+        words of :data:`MISSING_TEXT` (``NA``, ``NULL``, ...; see
+        :func:`is_missing`) count as not given. Booleans accept true/false, yes/no, 1/0; numbers accept
         numeric strings. ``patient_id`` is passed through.
     units : Mapping, default=None
         Field name to the unit its value is given in, one of the catalog's
@@ -530,8 +679,10 @@ def validate_record(
     Raises
     ------
     ValidationError
-        Listing every bad field: unknown fields (with the closest known name),
-        wrong types, out-of-range values, missing required fields, bad units.
+        Listing every bad field: unknown fields (the first
+        :data:`MAX_UNKNOWN_NAMED` with the closest known name, the rest counted),
+        wrong types, out-of-range values, missing required fields, bad units, a
+        ``patient_id`` longer than :data:`MAX_ID_LENGTH` characters.
 
     Examples
     --------
@@ -552,6 +703,7 @@ def validate_record(
     problems: list[Problem] = []
     data: dict[str, Any] = {}
     passthrough: dict[str, Any] = {}
+    unknowns = _Unknowns(catalog, "field", "fields")
     for key, value in record.items():
         if key in catalog:
             data[key] = value
@@ -559,8 +711,11 @@ def validate_record(
             passthrough[key] = value
         elif is_outcome_column(key):
             continue  # an outcome, not an input: a record's risk does not use it
-        else:
-            problems.append(_unknown_field_problem(key, catalog, value=value))
+        elif problem := unknowns.problem(key, value):
+            problems.append(problem)
+    problems += unknowns.rest()
+    if ID_COLUMN in passthrough and (reason := _id_reason(passthrough[ID_COLUMN])):
+        problems.append(Problem(ID_COLUMN, passthrough[ID_COLUMN], reason))
     model = record_model(catalog)
     try:
         parsed = model.model_validate(data, context={"units": units}).model_dump()
@@ -575,9 +730,8 @@ def validate_record(
     for feat in catalog:
         if not feat.missing:
             value = record.get(feat.name)
-            if _coerce_scalar(feat, value) == (MISSING, None):
-                shown = MISSING if _is_null(value) else value
-                problems.append(Problem(feat.name, shown, _required_reason(feat)))
+            if is_missing(value):
+                problems.append(Problem(feat.name, MISSING, _required_reason(feat)))
     if OUTCOME_COLUMN in passthrough:
         out, reason = _coerce_scalar(_OUTCOME, passthrough[OUTCOME_COLUMN])
         if reason or out is MISSING:
@@ -793,7 +947,8 @@ def validate_frame(
     ----------
     df : pandas.DataFrame
         One row per patient episode; columns named as catalog fields, plus
-        optionally ``patient_id`` (passed through), ``fracture`` (checked to be 0/1)
+        optionally ``patient_id`` (passed through; a row whose id is longer than
+        :data:`MAX_ID_LENGTH` characters is rejected), ``fracture`` (checked to be 0/1)
         and ``true_risk`` (passed through). Catalog fields that may be missing can
         be absent as columns.
     units : Mapping, default=None
@@ -837,13 +992,23 @@ def validate_frame(
         )
     units = check_units(units, catalog)
     frame_problems = []
+    unknowns = _Unknowns(catalog, "column", "columns")
     for col in df.columns:
         known = col in catalog or col in _PASSTHROUGH or is_outcome_column(col)
-        if not known and unknown == "error":
-            frame_problems.append(_unknown_field_problem(col, catalog, "column"))
+        if not known and unknown == "error" and (problem := unknowns.problem(col)):
+            frame_problems.append(problem)
+    frame_problems += unknowns.rest()
     if df.columns.duplicated().any():
-        for col in df.columns[df.columns.duplicated()].unique():
-            frame_problems.append(Problem(str(col), NO_VALUE, "column appears twice"))
+        twice = df.columns[df.columns.duplicated()].unique()
+        for col in twice[:MAX_UNKNOWN_NAMED]:
+            frame_problems.append(
+                Problem(_show_name(col), NO_VALUE, "column appears twice")
+            )
+        if len(twice) > MAX_UNKNOWN_NAMED:
+            more = len(twice) - MAX_UNKNOWN_NAMED
+            frame_problems.append(
+                Problem("...", NO_VALUE, f"and {more:,} more columns that appear twice")
+            )
     for feat in catalog:
         if not feat.missing and feat.name not in df.columns:
             frame_problems.append(
@@ -880,6 +1045,8 @@ def validate_frame(
             )
         bad_cells.extend(errors)
 
+    if ID_COLUMN in df.columns:
+        bad_cells.extend(_id_cells(df[ID_COLUMN]))
     canonical = _canonical_frame(cols, catalog, df.index)
     bad_cells.extend(_schema_failures(canonical, catalog, df, units, bad_cells))
     # A row already bad is rejected for that; derived values are checked on the rest
@@ -1025,12 +1192,22 @@ def _factorize_by_type(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniques: list[Any] = []
     for kind in np.unique(kinds):
         at = np.flatnonzero(kinds == kind)
-        codes, values = pd.factorize(raw[at], use_na_sentinel=False)
+        codes, values = _factorize(raw[at])
         inverse[at] = codes + len(uniques)
         uniques.extend(values)
     out = np.empty(len(uniques), dtype=object)
     out[:] = uniques
     return out, inverse
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of cells of one type; cells that cannot be hashed (lists,
+    dicts, sets, deeply nested tuples) are each their own distinct value, so each
+    is judged (and rejected) by the scalar rule instead of failing the column."""
+    try:
+        return pd.factorize(values, use_na_sentinel=False)
+    except Exception:  # unhashable or hostile cells: TypeError, RecursionError, ...
+        return np.arange(len(values), dtype=np.int64), values
 
 
 def _canonical_frame(
@@ -1115,7 +1292,7 @@ def _rejects_frame(
         msgs = []
         shown = []
         for v in values:
-            if _is_null(v):
+            if is_missing(v):
                 v = MISSING
             p = Problem(name, v, reason, unit)
             msgs.append(p.message)
@@ -1142,7 +1319,7 @@ def _rejects_frame(
                 "message": pd.Series([], dtype=object),
             }
         ), np.empty(0, dtype=np.int64)
-    rank = {n: i for i, n in enumerate(catalog.names + [OUTCOME_COLUMN])}
+    rank = {n: i for i, n in enumerate([ID_COLUMN, *catalog.names, OUTCOME_COLUMN])}
     out = pd.concat(parts, ignore_index=True)
     out["_rank"] = out["field"].map(rank)
     out = out.sort_values(["_pos", "_rank"], kind="stable")

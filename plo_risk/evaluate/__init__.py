@@ -26,6 +26,7 @@ from plo_risk.evaluate.metrics import (
     net_benefit,
     parity_band,
     sensitivity_specificity,
+    suppress_small_cells,
 )
 from plo_risk.evaluate.model_evaluation import ModelEvaluation, evaluate_model
 
@@ -50,4 +51,5 @@ __all__ = [
     "net_benefit",
     "parity_band",
     "sensitivity_specificity",
+    "suppress_small_cells",
 ]

@@ -11,7 +11,8 @@ predicted probability ``p``:
   :func:`net_benefit`, :func:`decision_curve`;
 - all of them at once with percentile-bootstrap confidence intervals,
   :func:`evaluate`, overall or per subgroup (:func:`evaluate_subgroups`, with the
-  :func:`age_band` and :func:`parity_band` helpers).
+  :func:`age_band` and :func:`parity_band` helpers), and a subgroup table fit to
+  publish, its small cells suppressed (:func:`suppress_small_cells`).
 
 Every public function checks its inputs once, at the top, and names the argument,
 the offending value and its position when it refuses them.
@@ -49,6 +50,7 @@ __all__ = [
     "net_benefit",
     "parity_band",
     "sensitivity_specificity",
+    "suppress_small_cells",
 ]
 
 # Probabilities are clipped before the logit so that p = 0 or 1 stays finite.
@@ -1388,6 +1390,135 @@ def evaluate_subgroups(
         return pd.DataFrame(columns=list(_SUBGROUP_COLUMNS))
     out = pd.concat(parts, ignore_index=True)
     return out[list(_SUBGROUP_COLUMNS)]
+
+
+#: Default smallest count of patients, events or non-events a published subgroup
+#: cell may show (smaller counts could identify a woman and her fracture).
+MIN_CELL = 5
+_CELL_KEYS = ("subgroup", "level", "metric")
+_COUNTS = ("n", "n_events")
+
+
+def suppress_small_cells(
+    table: pd.DataFrame, *, min_cell: int = MIN_CELL
+) -> pd.DataFrame:
+    """A subgroup table fit to publish: cells with too few patients or events hidden.
+
+    A cell (one level of one subgroup variable) is small when its patients, its
+    events or its non-events number 1 to ``min_cell - 1``. A small cell shows
+    ``"<5"`` (for ``min_cell=5``) for each small count, ``"suppressed"`` for a count
+    that would give a small one away by subtraction, and no metric at all (every
+    column but the keys and counts becomes NaN): an AUROC, O/E or Brier of three
+    women says what happened to them. When a variable has exactly one small level,
+    its smallest other level is suppressed too (complementary suppression), since
+    the overall counts are published and the levels add up to them.
+
+    Use it on anything written outside the process (MLflow artifacts, the model
+    card); the evaluation in memory keeps its full numbers.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        With columns ``n`` and ``n_events`` and, for the cells, ``subgroup`` and
+        ``level``: the long table of :func:`evaluate_subgroups` (one row per
+        metric) or a wide one (one row per cell).
+    min_cell : int, default=5
+        The smallest count shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, with ``n`` and ``n_events`` as objects (whole numbers or text) and
+        a bool column ``suppressed``.
+
+    Raises
+    ------
+    ValueError
+        If ``min_cell`` is not a whole number >= 1 or a count column is absent.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"subgroup": ["age"] * 3, "level": ["<25", "25-29", "≥30"],
+    ...                   "n": [40, 300, 500], "n_events": [2, 20, 31],
+    ...                   "auroc": [0.91, 0.74, 0.71]})
+    >>> print(suppress_small_cells(t).to_string(index=False))
+    subgroup level   n   n_events  auroc  suppressed
+         age   <25  40         <5    NaN        True
+         age 25-29 300 suppressed    NaN        True
+         age   ≥30 500         31   0.71       False
+    """
+    if (
+        isinstance(min_cell, bool)
+        or not isinstance(min_cell, numbers.Integral)
+        or (min_cell < 1)
+    ):
+        raise ValueError(
+            "The 'min_cell' parameter of suppress_small_cells must be an int in the "
+            f"range [1, inf). Got {min_cell!r} instead."
+        )
+    absent = [c for c in _COUNTS if c not in table.columns]
+    if absent:
+        raise ValueError(
+            f"suppress_small_cells: the table has no column {', '.join(absent)} "
+            "(the counts of patients and events of each cell)"
+        )
+    out = table.copy()
+    n = out["n"].to_numpy(dtype=float)
+    events = out["n_events"].to_numpy(dtype=float)
+
+    def small(count: np.ndarray) -> np.ndarray:
+        return (count > 0) & (count < min_cell)
+
+    small_n, small_events, small_rest = small(n), small(events), small(n - events)
+    primary = small_n | small_events | small_rest
+    hide_n = small_n.copy()
+    hide_events = primary.copy()
+    complementary = np.zeros(len(out), dtype=bool)
+    if "subgroup" in out.columns and "level" in out.columns:
+        key = pd.MultiIndex.from_arrays(
+            [out["subgroup"].astype(str), out["level"].astype(str)]
+        )
+        cell = (
+            pd.DataFrame({"n": n, "small": primary, "hide_n": hide_n}, index=key)
+            .groupby(level=[0, 1], sort=False)
+            .agg({"n": "first", "small": "any", "hide_n": "any"})
+        )
+        for _, levels in cell.groupby(level=0, sort=False):
+            rest = levels[~levels["small"] & (levels["n"] > 0)]
+            if levels["small"].sum() != 1 or rest.empty:
+                continue
+            target = np.asarray(key.isin([rest["n"].idxmin()]))
+            complementary |= target
+            if levels["hide_n"].any():
+                hide_n |= target
+    suppressed = primary | complementary
+    shown = f"<{min_cell}"
+    out["n"] = _shown_counts(
+        n, np.where(small_n, shown, np.where(hide_n, "suppressed", None))
+    )
+    out["n_events"] = _shown_counts(
+        events,
+        np.where(
+            small_events & primary,
+            shown,
+            np.where(hide_events | complementary, "suppressed", None),
+        ),
+    )
+    keep = set(_CELL_KEYS) | set(_COUNTS)
+    for col in out.columns:
+        if col not in keep:
+            out[col] = out[col].where(~suppressed)
+    out["suppressed"] = suppressed
+    return out
+
+
+def _shown_counts(counts: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Whole numbers, with ``text`` (where not None) in place of the hidden ones."""
+    out = np.empty(len(counts), dtype=object)
+    for i, (c, t) in enumerate(zip(counts, text, strict=True)):
+        out[i] = t if t is not None else (None if np.isnan(c) else int(c))
+    return out
 
 
 def age_band(age_years: ArrayLike) -> pd.Categorical:

@@ -43,6 +43,7 @@ from plo_risk.evaluate.external import (
     as_risk_model,
     load_eval_data,
 )
+from plo_risk.evaluate.metrics import MIN_CELL, suppress_small_cells
 from plo_risk.evaluate.model_evaluation import ModelEvaluation, evaluate_model
 from plo_risk.evaluate.plots import (
     calibration_figure,
@@ -522,16 +523,27 @@ def _performance(ev: ModelEvaluation) -> str:
     )
 
 
-def _subgroups(ev: ModelEvaluation) -> str:
+def _count(value: Any) -> str:
+    """A published count: a whole number, or the text that stands for a hidden one."""
+    return f"{value:,}" if isinstance(value, int) else e(str(value))
+
+
+def _subgroups(ev: ModelEvaluation, min_cell: int = MIN_CELL) -> str:
     n_boot, ci_level = min(ev.n_boot, 100), ev.ci
     rows = []
-    for r in ev.subgroups.to_dict("records"):
+    # Only suppressed cells leave the process: the evaluation keeps the full table.
+    published = (
+        suppress_small_cells(ev.subgroups, min_cell=min_cell)
+        if len(ev.subgroups)
+        else ev.subgroups
+    )
+    for r in published.to_dict("records"):
         rows.append(
             [
                 e(str(r["subgroup"])),
                 e(str(r["level"])),
-                f"{r['n']:,}",
-                f"{r['n_events']:,}",
+                _count(r["n"]),
+                _count(r["n_events"]),
                 *(
                     ci(
                         {
@@ -557,7 +569,12 @@ def _subgroups(ev: ModelEvaluation) -> str:
         "section); no fairness constraint was imposed on the model, so "
         "differences here are the fairness assessment (TRIPOD+AI 14). Subgroups "
         "with few events have wide intervals; metrics that need both outcomes are "
-        "blank where a subgroup has none.</p>"
+        "blank where a subgroup has none. A subgroup of fewer than "
+        f"{min_cell} women, events or non-events shows &lt;{min_cell} (or "
+        "<em>suppressed</em>) instead of its counts and no metrics, so that no "
+        "woman's fracture can be read off the table; when a variable has one such "
+        "level, its smallest other level is suppressed too, so the hidden count "
+        "cannot be recovered from the totals.</p>"
         + table(
             [
                 "subgroup",
@@ -951,11 +968,15 @@ def _references_section(keys: list[str]) -> str:
     )
 
 
-def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
+def render_card(
+    ev: ModelEvaluation, *, title: str | None = None, min_cell: int = MIN_CELL
+) -> str:
     """The model card of one evaluation, as one self-contained HTML document.
 
     Every number comes from ``ev`` (:func:`plo_risk.evaluate.evaluate_model`);
-    sections only format them.
+    sections only format them. Subgroup cells of fewer than ``min_cell`` patients,
+    events or non-events are suppressed
+    (:func:`plo_risk.evaluate.suppress_small_cells`).
     """
     rm, data, metrics, p = ev.model, ev.data, ev.metrics, ev.p
     name = rm.name
@@ -1005,7 +1026,7 @@ def render_card(ev: ModelEvaluation, *, title: str | None = None) -> str:
             "decision-curve",
         ),
         "explanations": _explanations(ev),
-        "subgroups": _subgroups(ev),
+        "subgroups": _subgroups(ev, min_cell),
         "recalibration": _recalibration(ev.external, rm),
         "interpretation": _interpretation(ev),
         "limitations": _LIMITATIONS,
@@ -1042,6 +1063,7 @@ def model_card(
     mlflow_run_id: str | None = None,
     log_to_mlflow: bool = True,
     title: str | None = None,
+    min_cell: int = MIN_CELL,
 ) -> ModelCard:
     """Evaluate a model and write its model card: one self-contained HTML file.
 
@@ -1073,6 +1095,9 @@ def model_card(
         ``False`` never logs the card to MLflow.
     title : str, default=None
         Heading of the card; default names the model, outcome and window.
+    min_cell : int, default=5
+        Subgroup cells of fewer patients, events or non-events show ``<5`` and no
+        metrics in the card (``ModelCard.evaluation`` keeps the full numbers).
 
     Returns
     -------
@@ -1103,10 +1128,12 @@ def model_card(
     >>> card.path.is_file(), card.n_rejected, 'id="tripod-27c"' in out.read_text()
     (True, 0, True)
     """
+    # A bad min_cell is refused before any work.
+    suppress_small_cells(pd.DataFrame(columns=["n", "n_events"]), min_cell=min_cell)
     rm = as_risk_model(model)
     data = load_eval_data(eval_data, units, rm.catalog, "eval_data")
     ev = evaluate_model(rm, data, n_boot=n_boot, ci=ci, seed=seed)
-    text = render_card(ev, title=title)
+    text = render_card(ev, title=title, min_cell=min_cell)
     out = write_text_atomic(path, text)
     run_id = None
     if log_to_mlflow:

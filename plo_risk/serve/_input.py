@@ -53,9 +53,11 @@ __all__ = [
 # Marker columns: why a row could not be read (None for a row that was read).
 LINE_ERROR = "__plo_risk_line_error__"
 LOST = "__plo_risk_lost__"
-# The tokens pyarrow reads as a missing text value; the line-by-line fallback uses
-# the same, so a row reads the same whichever parser read its block.
-NULL_TOKENS = frozenset(pacsv.ConvertOptions().null_values)
+# Only an empty cell is null here, in pyarrow and in the line-by-line fallback
+# alike: which words mean missing (NA, NULL, ...) is decided by validation
+# (plo_risk.data.schema.is_missing), so a file and a record get one verdict and
+# a patient id "NA" stays "NA".
+NULL_TOKENS = frozenset({""})
 # Bytes read from a CSV at a time while looking for line ends.
 _READ_BYTES = 16 << 20
 # Python's csv module refuses longer fields; no catalog value comes near it.
@@ -232,6 +234,7 @@ def _csv_table(block: _Block, names: list[str]) -> pa.Table:
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=True,
+                null_values=sorted(NULL_TOKENS),
             ),
         )
     except _ERRORS:

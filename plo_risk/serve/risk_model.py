@@ -33,6 +33,7 @@ from plo_risk.data.schema import (
     Problem,
     ValidatedFrame,
     ValidationError,
+    is_missing,
     validate_frame,
     validate_record,
 )
@@ -555,7 +556,9 @@ class RiskModel:
             Naming every bad field, before any model work.
         """
         canonical = validate_record(record, units=units, catalog=self.catalog)
-        typed = {k for k, v in record.items() if k in self.catalog and not _is_null(v)}
+        typed = {
+            k for k, v in record.items() if k in self.catalog and not is_missing(v)
+        }
         assessment = self._assess_canonical(canonical, typed)
         assessment._source = (dict(record), dict(units or {}))
         return assessment
@@ -780,14 +783,6 @@ def _site_fields(catalog: Catalog, name: str) -> list[str]:
     if site is None:
         return []
     return [site, *(f.name for f in catalog.scores_of(site))]
-
-
-def _is_null(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def _inputs(valid: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -309,12 +310,17 @@ async def _read_json(request: Request, model: type[BaseModel]):
     except RecursionError:
         return None, _json_error(422, "JSON nested too deeply")
     except (ValueError, UnicodeDecodeError) as exc:
+        if "integer string conversion" in str(exc):  # Python's advice is the server's
+            limit = sys.get_int_max_str_digits()
+            why = f"a number in the body has more than {limit:,} digits"
+        else:
+            why = str(exc)
         return None, _json_error(
             422,
             [
                 {
                     "loc": ["body"],
-                    "msg": f"not valid JSON: {exc}",
+                    "msg": f"not valid JSON: {why}",
                     "type": "json_invalid",
                 }
             ],
@@ -824,7 +830,8 @@ def create_app(
         return _json_error(exc.status_code, exc.detail)
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):  # pragma: no cover
+    async def internal_error(request: Request, exc: Exception):
+        # Never the exception's text or trace: they name server paths and code.
         return _json_error(500, "internal error (details are in the server's log)")
 
     app.add_middleware(Guard, token=token, max_body=max_body, unauthorized=unauthorized)
