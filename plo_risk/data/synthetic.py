@@ -1138,7 +1138,8 @@ def _draw_events(
     rows = kept["row"]
     t = kept["t"]
     C1, Cr = kept["C1"], kept["Cr"]
-    site_haz = np.stack([kept["vertebral"], kept["hip"], kept["other"]], axis=-1)
+    n_pts = t.shape[1]
+    haz = (kept["vertebral"], kept["hip"], kept["other"])
     idx = np.arange(rows.size)
     s = scale[rows]
     target = e1[rows] / s
@@ -1147,34 +1148,50 @@ def _draw_events(
     rate = (C1[idx, j + 1] - C1[idx, j]) / np.where(dt > 0, dt, 1.0)
     t1 = t[idx, j] + (target - C1[idx, j]) / np.where(rate > 0, rate, np.inf)
     t1 = np.clip(t1, t[idx, j], t[idx, j + 1])
-    site1 = _pick_site(rng, site_haz[idx, j])
+    site1 = _pick_site(rng, *(h[idx, j] for h in haz))
     mean, sd = refs["ref_spine"]
     z_points = (kept["base_spine"][:, None] * (1.0 - kept["L_spine"]) - mean) / sd
     z1 = ep.value_at(z_points, t, t1)
     # Later fractures: Poisson on (t1, 18] with the subsequent-fracture hazard.
     cr1 = ep.value_at(Cr, t, t1)
-    n_more = rng.poisson(s * np.maximum(Cr[:, -1] - cr1, 0.0))
+    cr_end = Cr[:, -1]
+    n_more = rng.poisson(s * np.maximum(cr_end - cr1, 0.0))
     more = np.repeat(idx, n_more)
-    u = rng.uniform(cr1[more], Cr[more, -1])
-    j2 = (Cr[more, 1:-1] <= u[:, None]).sum(axis=1)
-    dt2 = t[more, j2 + 1] - t[more, j2]
-    rate2 = (Cr[more, j2 + 1] - Cr[more, j2]) / np.where(dt2 > 0, dt2, 1.0)
-    t2 = t[more, j2] + (u - Cr[more, j2]) / np.where(rate2 > 0, rate2, np.inf)
-    t2 = np.clip(t2, t[more, j2], t[more, j2 + 1])
-    ratio = np.array(
-        [
-            f["subsequent_vertebral_rr"],
-            f["subsequent_other_rr"],
-            f["subsequent_other_rr"],
-        ]
+    u = rng.uniform(cr1[more], cr_end[more])
+    j2 = _count_at_or_below(Cr[:, 1:-1], more, u)
+    # Flat indices of (event, j2) and (event, j2 + 1): a million referral rows have
+    # ~4.6 million later events, too many to copy each one's path.
+    at = more * n_pts + j2
+    t_flat, cr_flat = t.ravel(), Cr.ravel()
+    ta, tb = t_flat[at], t_flat[at + 1]
+    ca, cb = cr_flat[at], cr_flat[at + 1]
+    dt2 = tb - ta
+    rate2 = (cb - ca) / np.where(dt2 > 0, dt2, 1.0)
+    t2 = ta + (u - ca) / np.where(rate2 > 0, rate2, np.inf)
+    t2 = np.clip(t2, ta, tb)
+    at_haz = more * (n_pts - 1) + j2
+    ratio = (
+        f["subsequent_vertebral_rr"],
+        f["subsequent_other_rr"],
+        f["subsequent_other_rr"],
     )
-    site2 = _pick_site(rng, site_haz[more, j2] * ratio)
-    # at t2, in the interval j2 found above (no copy of each row's whole path)
-    w2 = np.where(dt2 > 0, (t2 - t[more, j2]) / np.where(dt2 > 0, dt2, 1.0), 0.0)
-    z2 = z_points[more, j2] + w2 * (z_points[more, j2 + 1] - z_points[more, j2])
+    site2 = _pick_site(
+        rng,
+        *(
+            h.ravel()[at_haz].astype(np.float64) * r
+            for h, r in zip(haz, ratio, strict=True)
+        ),
+    )
+    # at t2, in the interval j2 found above
+    w2 = np.where(dt2 > 0, (t2 - ta) / np.where(dt2 > 0, dt2, 1.0), 0.0)
+    z_flat = z_points.ravel()
+    za, zb = z_flat[at], z_flat[at + 1]
+    z2 = za + w2 * (zb - za)
     row = np.concatenate([rows, rows[more]])
     month = np.concatenate([t1, t2])
-    order = np.lexsort((month, row))
+    # By row, then month, ties in the order above (a first event before later
+    # ones): np.lexsort((month, row)), in one stable sort that is ~4x faster.
+    order = np.argsort(row + 1j * month, kind="stable")
     row, month = row[order], month[order]
     site = np.concatenate([site1, site2])[order]
     first = np.concatenate([np.ones(rows.size, bool), np.zeros(more.size, bool)])[order]
@@ -1198,16 +1215,21 @@ def _draw_events(
     before = cum - n_vert - group
     room = np.maximum(f["vertebrae_max"] - before, 0)
     n_vert = np.where(vertebral, np.maximum(np.minimum(n_vert, room), 1), 0)
+    # The site names as pandas would infer them from an object array (``str`` on
+    # pandas 3, object before), taken from three values instead of inferred from
+    # millions; the arrays are fresh, so the frame need not copy them.
+    names = pd.Series(np.asarray(ep.SITES, dtype=object)).array
     return pd.DataFrame(
         {
             "row": row,
             "month": month,
-            "site": np.asarray(ep.SITES, dtype=object)[site],
+            "site": names.take(site),
             "first": first,
             "z_lumbar_spine": z,
             "n_vertebrae": n_vert,
             "n_fractures": np.where(vertebral, n_vert, 1),
-        }
+        },
+        copy=False,
     )
 
 
@@ -1215,10 +1237,31 @@ def starts_empty() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
 
 
-def _pick_site(rng: np.random.Generator, haz: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(haz, axis=1)
-    u = rng.random(haz.shape[0]) * cum[:, -1]
-    return (cum[:, :-1] <= u[:, None]).sum(axis=1)
+def _pick_site(
+    rng: np.random.Generator, vertebral: np.ndarray, hip: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """Site index per event, drawn in proportion to the three site hazards."""
+    # The running sums of np.cumsum over the sites, added in the same order.
+    upto_hip = vertebral + hip
+    u = rng.random(vertebral.shape[0]) * (upto_hip + other)
+    return (vertebral <= u).astype(np.int64) + (upto_hip <= u)
+
+
+def _count_at_or_below(
+    points: np.ndarray, rows: np.ndarray, u: np.ndarray, block: int = 1 << 16
+) -> np.ndarray:
+    """``(points[rows] <= u[:, None]).sum(axis=1)`` without the ``points[rows]`` copy.
+
+    One column at a time and in blocks of events, so that the gathered column, the
+    draws and the counts stay in cache.
+    """
+    columns = np.ascontiguousarray(points.T)
+    count = np.zeros(rows.size, dtype=np.int64)
+    for lo in range(0, rows.size, block):
+        r, v, c = rows[lo : lo + block], u[lo : lo + block], count[lo : lo + block]
+        for column in columns:
+            c += column[r] <= v
+    return count
 
 
 def _outcomes(events: pd.DataFrame, a: np.ndarray, n: int) -> dict[str, np.ndarray]:
