@@ -962,8 +962,7 @@ def _paths(
         Cr = ep.cumulative(lamr, t)
         a = c["a"]
         ja = ep.locate(a, a, hp_end)
-        at1 = ep.value_at(C1, t, a, ja)
-        atr = ep.value_at(Cr, t, a, ja)
+        at1, atr = ep.values_at([C1, Cr], t, a, ja)
         past[r] = at1
         if sites:
             C1_points[sl] = C1
@@ -972,8 +971,9 @@ def _paths(
         for i, h in enumerate(horizons):
             x = np.minimum(a + h[r], ep.WINDOW_END)
             jx = ep.locate(a, x, hp_end)
-            first[sl, i] = np.maximum(ep.value_at(C1, t, x, jx) - at1, 0.0)
-            subsequent[sl, i] = np.maximum(ep.value_at(Cr, t, x, jx) - atr, 0.0)
+            at_x1, at_xr = ep.values_at([C1, Cr], t, x, jx)
+            first[sl, i] = np.maximum(at_x1 - at1, 0.0)
+            subsequent[sl, i] = np.maximum(at_xr - atr, 0.0)
         if events is not None:
             lived = c["K"] == events["K"][r]
             total = C1[:, -1] * events["scale"][r]
@@ -1151,9 +1151,8 @@ def _draw_events(
     site1 = _pick_site(rng, *(h[idx, j] for h in haz))
     mean, sd = refs["ref_spine"]
     z_points = (kept["base_spine"][:, None] * (1.0 - kept["L_spine"]) - mean) / sd
-    z1 = ep.value_at(z_points, t, t1)
-    # Later fractures: Poisson on (t1, 18] with the subsequent-fracture hazard.
-    cr1 = ep.value_at(Cr, t, t1)
+    # cr1: later fractures are Poisson on (t1, 18] with the subsequent hazard.
+    z1, cr1 = ep.values_at([z_points, Cr], t, t1)
     cr_end = Cr[:, -1]
     n_more = rng.poisson(s * np.maximum(cr_end - cr1, 0.0))
     more = np.repeat(idx, n_more)
