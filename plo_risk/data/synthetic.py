@@ -903,7 +903,9 @@ def _course_from_record(
     return course, anchor, options
 
 
-_CHUNK = 50_000
+# Paths per chunk: every step is row by row, so the size changes no number; at 8192
+# a (chunk, 24) float64 array is 1.5 MB and a chunk's temporaries stay near cache.
+_CHUNK = 8192
 
 
 def _f32(v: np.ndarray) -> np.ndarray:
