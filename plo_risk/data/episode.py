@@ -135,7 +135,7 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
     )
     regain_dt *= dt
     regain_dt[during] = 0.0
-    gained_unit = np.cumsum(regain_dt, axis=1)
+    gained_unit = _cumsum_rows(regain_dt)
     residual = np.minimum(
         rc["residual_deficit_per_month"]
         * np.maximum(course["W"] - rc["long_lactation_months"], 0.0),
@@ -161,7 +161,7 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
             * before,
             0.0,
         )
-        lost = np.cumsum(rate * dt, axis=1)
+        lost = _cumsum_rows(rate * dt)
         peak = start + np.where(last > 0, lost[rows, np.maximum(last - 1, 0)], 0.0)
         floor = np.minimum(peak, residual)
         L = np.empty_like(t)
@@ -175,6 +175,18 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
         out[kind] = L
         out[f"active_{kind}"] = active
         out[f"rate_{kind}"] = loss
+    return out
+
+
+def _cumsum_rows(x: np.ndarray) -> np.ndarray:
+    """``np.cumsum(x, axis=1)`` of a float array: the same sums, a column at a time.
+
+    Along a short last axis np.cumsum works row by row; one vector add per column is
+    twice as fast at (8192, 23).
+    """
+    out = x.copy()
+    for k in range(1, out.shape[1]):
+        np.add(out[:, k - 1], out[:, k], out=out[:, k])
     return out
 
 
