@@ -1177,24 +1177,36 @@ def _draw_events(
     first = np.concatenate([np.ones(rows.size, bool), np.zeros(more.size, bool)])[order]
     z = np.concatenate([z1, z2])[order]
     vertebral = site == 0
-    # More vertebrae fracture at once when the spine is weaker.
-    mean_v = f["vertebrae_per_event_poisson_mean"] * np.exp(
-        f["vertebrae_log_mean_per_sd"] * np.clip(f["vertebrae_reference_z"] - z, -3, 3)
-    )
-    n_vert = np.where(
-        vertebral, 1 + np.minimum(rng.poisson(mean_v), f["vertebrae_max"] - 1), 0
-    )
+    # The steps below work in place (millions of events; fresh memory is what
+    # costs): the same operations as the whole-array expressions in the comments.
+    # More vertebrae fracture at once when the spine is weaker:
+    # mean_v = mean * exp(log_mean_per_sd * clip(reference_z - z, -3, 3))
+    mean_v = f["vertebrae_reference_z"] - z
+    np.clip(mean_v, -3, 3, out=mean_v)
+    mean_v *= f["vertebrae_log_mean_per_sd"]
+    np.exp(mean_v, out=mean_v)
+    mean_v *= f["vertebrae_per_event_poisson_mean"]
+    # n_vert = where(vertebral, 1 + minimum(poisson(mean_v), vertebrae_max - 1), 0)
+    n_vert = np.minimum(rng.poisson(mean_v), f["vertebrae_max"] - 1)
+    n_vert += 1
+    n_vert *= vertebral
     # A spine has only so many vertebrae: once she has vertebrae_max vertebral
     # fractures a later vertebral event (a fractured vertebra collapsing further)
     # counts one. The events themselves all stay: the oracle's hazard holds them.
     starts = (
         np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if row.size else starts_empty()
     )
-    cum = np.cumsum(n_vert)
-    group = np.repeat(cum[starts] - n_vert[starts], np.diff(np.r_[starts, row.size]))
-    before = cum - n_vert - group
-    room = np.maximum(f["vertebrae_max"] - before, 0)
-    n_vert = np.where(vertebral, np.maximum(np.minimum(n_vert, room), 1), 0)
+    # before: her vertebrae fractured in earlier events (cumsum within her events)
+    before = np.cumsum(n_vert)
+    before -= n_vert
+    before -= np.repeat(before[starts], np.diff(np.r_[starts, row.size]))
+    # n_vert = where(vertebral, maximum(minimum(n_vert, room), 1), 0) with
+    # room = maximum(vertebrae_max - before, 0)
+    room = np.subtract(f["vertebrae_max"], before, out=before)
+    np.maximum(room, 0, out=room)
+    np.minimum(n_vert, room, out=n_vert)
+    np.maximum(n_vert, 1, out=n_vert)
+    n_vert *= vertebral
     # The site names as pandas would infer them from an object array (``str`` on
     # pandas 3, object before), taken from three values instead of inferred from
     # millions; the arrays are fresh, so the frame need not copy them.
