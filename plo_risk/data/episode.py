@@ -209,6 +209,28 @@ def values_at(
     """:func:`value_at` of several arrays on the same grid at the same times.
 
     The interval and the weight of each ``x`` are found once for all of them.
+
+    Parameters
+    ----------
+    values : list of arrays
+        Each ``(P, G)``: values at the grid points ``t``.
+    t : array of shape (P, G)
+        The grid of each path (:func:`grid`).
+    x : array of shape (P,)
+        One time per path; clipped to its grid.
+    j : array of shape (P,), default=None
+        The interval of each ``x`` (:func:`locate`); ``None`` finds it.
+
+    Returns
+    -------
+    list of arrays
+        Each ``(P,)``: the linear interpolation of ``values[i]`` at ``x``.
+
+    Examples
+    --------
+    >>> t = np.array([[0.0, 1.0, 2.0]])
+    >>> [v.tolist() for v in values_at([t, 10 * t], t, np.array([1.5]))]
+    [[1.5], [15.0]]
     """
     x = np.clip(np.asarray(x, dtype=_DTYPE), t[:, 0], t[:, -1])
     if j is None:
