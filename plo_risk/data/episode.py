@@ -41,6 +41,7 @@ __all__ = [
     "loss_at",
     "loss_path",
     "value_at",
+    "values_at",
 ]
 
 WINDOW_START = -3.0
@@ -134,7 +135,7 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
     )
     regain_dt *= dt
     regain_dt[during] = 0.0
-    gained_unit = np.cumsum(regain_dt, axis=1)
+    gained_unit = _cumsum_rows(regain_dt)
     residual = np.minimum(
         rc["residual_deficit_per_month"]
         * np.maximum(course["W"] - rc["long_lactation_months"], 0.0),
@@ -160,7 +161,7 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
             * before,
             0.0,
         )
-        lost = np.cumsum(rate * dt, axis=1)
+        lost = _cumsum_rows(rate * dt)
         peak = start + np.where(last > 0, lost[rows, np.maximum(last - 1, 0)], 0.0)
         floor = np.minimum(peak, residual)
         L = np.empty_like(t)
@@ -177,6 +178,18 @@ def loss_path(course: dict[str, np.ndarray], p: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def _cumsum_rows(x: np.ndarray) -> np.ndarray:
+    """``np.cumsum(x, axis=1)`` of a float array: the same sums, a column at a time.
+
+    Along a short last axis np.cumsum works row by row; one vector add per column is
+    twice as fast at (8192, 23).
+    """
+    out = x.copy()
+    for k in range(1, out.shape[1]):
+        np.add(out[:, k - 1], out[:, k], out=out[:, k])
+    return out
+
+
 def value_at(
     values: np.ndarray, t: np.ndarray, x: np.ndarray, j: np.ndarray | None = None
 ) -> np.ndarray:
@@ -184,15 +197,53 @@ def value_at(
 
     ``j``, the interval of each ``x`` (:func:`locate`), saves a pass over the grid.
     """
+    return values_at([values], t, x, j)[0]
+
+
+def values_at(
+    values: list[np.ndarray],
+    t: np.ndarray,
+    x: np.ndarray,
+    j: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """:func:`value_at` of several arrays on the same grid at the same times.
+
+    The interval and the weight of each ``x`` are found once for all of them.
+
+    Parameters
+    ----------
+    values : list of arrays
+        Each ``(P, G)``: values at the grid points ``t``.
+    t : array of shape (P, G)
+        The grid of each path (:func:`grid`).
+    x : array of shape (P,)
+        One time per path; clipped to its grid.
+    j : array of shape (P,), default=None
+        The interval of each ``x`` (:func:`locate`); ``None`` finds it.
+
+    Returns
+    -------
+    list of arrays
+        Each ``(P,)``: the linear interpolation of ``values[i]`` at ``x``.
+
+    Examples
+    --------
+    >>> t = np.array([[0.0, 1.0, 2.0]])
+    >>> [v.tolist() for v in values_at([t, 10 * t], t, np.array([1.5]))]
+    [[1.5], [15.0]]
+    """
     x = np.clip(np.asarray(x, dtype=_DTYPE), t[:, 0], t[:, -1])
     if j is None:
         j = (t[:, 1:-1] <= x[:, None]).sum(axis=1)
     rows = np.arange(t.shape[0])
     t0, t1 = t[rows, j], t[rows, j + 1]
-    v0, v1 = values[rows, j], values[rows, j + 1]
     span = t1 - t0
     w = np.where(span > 0, (x - t0) / np.where(span > 0, span, 1.0), 0.0)
-    return v0 + w * (v1 - v0)
+    out = []
+    for v in values:
+        v0, v1 = v[rows, j], v[rows, j + 1]
+        out.append(v0 + w * (v1 - v0))
+    return out
 
 
 def locate(a: np.ndarray, x: np.ndarray, heparin_end: float) -> np.ndarray:
@@ -250,9 +301,9 @@ def hazards(
     out: dict[str, np.ndarray] = {}
     z_mid = {}
     ja = locate(a, a, float(p["heparin"]["postpartum_months"]))
-    for kind in ("spine", "hip"):
+    L_at_a = values_at([loss["spine"], loss["hip"]], t, a, ja)
+    for kind, L_a in zip(("spine", "hip"), L_at_a, strict=True):
         L = loss[kind]
-        L_a = value_at(L, t, a, ja)
         base = anchor[f"bmd_{kind}"] / (1.0 - L_a)
         mean, sd = anchor[f"ref_{kind}"]
         L_mid = 0.5 * (L[:, 1:] + L[:, :-1])
@@ -266,29 +317,34 @@ def hazards(
         loss["rate_spine"] / p["lactation"]["spine_loss_per_month"]
     )
     young = f["young_extra_log_hazard_per_sd"]
-    log_rr = np.where(
-        future[:, :, None],
-        course["log_rr_future"][:, None, :],
-        course["log_rr_past"][:, None, :],
-    )
+
+    def log_rr(site: int) -> np.ndarray:
+        # One site at a time: a (P, 23, 3) selection would be written and then read
+        # back through strided views.
+        return np.where(
+            future,
+            course["log_rr_future"][:, site, None],
+            course["log_rr_past"][:, site, None],
+        )
+
     zs, zh = z_mid["spine"], z_mid["hip"]
     vertebral = (
         load
         - (np.log(f["spine_rr_per_sd"]) + young) * zs
         + f["lactational_deficit_log_hazard_per_sd"] * deficit
-        + log_rr[:, :, 0]
+        + log_rr(0)
     )
     hip = (
         load
         + np.log(f["hip_weight"])
         - (np.log(f["hip_rr_per_sd"]) + young) * zh
-        + log_rr[:, :, 1]
+        + log_rr(1)
     )
     other = (
         load
         + np.log(f["other_weight"])
         - (np.log(f["other_rr_per_sd"]) + young) * zh
-        + log_rr[:, :, 2]
+        + log_rr(2)
     )
     out["vertebral"] = np.exp(vertebral)
     out["hip"] = np.exp(hip)

@@ -909,7 +909,9 @@ def _course_from_record(
     return course, anchor, options
 
 
-_CHUNK = 50_000
+# Paths per chunk: every step is row by row, so the size changes no number; at 8192
+# a (chunk, 24) float64 array is 1.5 MB and a chunk's temporaries stay near cache.
+_CHUNK = 8192
 
 
 def _f32(v: np.ndarray) -> np.ndarray:
@@ -968,8 +970,7 @@ def _paths(
         Cr = ep.cumulative(lamr, t)
         a = c["a"]
         ja = ep.locate(a, a, hp_end)
-        at1 = ep.value_at(C1, t, a, ja)
-        atr = ep.value_at(Cr, t, a, ja)
+        at1, atr = ep.values_at([C1, Cr], t, a, ja)
         past[r] = at1
         if sites:
             C1_points[sl] = C1
@@ -978,8 +979,9 @@ def _paths(
         for i, h in enumerate(horizons):
             x = np.minimum(a + h[r], ep.WINDOW_END)
             jx = ep.locate(a, x, hp_end)
-            first[sl, i] = np.maximum(ep.value_at(C1, t, x, jx) - at1, 0.0)
-            subsequent[sl, i] = np.maximum(ep.value_at(Cr, t, x, jx) - atr, 0.0)
+            at_x1, at_xr = ep.values_at([C1, Cr], t, x, jx)
+            first[sl, i] = np.maximum(at_x1 - at1, 0.0)
+            subsequent[sl, i] = np.maximum(at_xr - atr, 0.0)
         if events is not None:
             lived = c["K"] == events["K"][r]
             total = C1[:, -1] * events["scale"][r]
@@ -1144,7 +1146,7 @@ def _draw_events(
     rows = kept["row"]
     t = kept["t"]
     C1, Cr = kept["C1"], kept["Cr"]
-    site_haz = np.stack([kept["vertebral"], kept["hip"], kept["other"]], axis=-1)
+    haz = (kept["vertebral"], kept["hip"], kept["other"])
     idx = np.arange(rows.size)
     s = scale[rows]
     target = e1[rows] / s
@@ -1153,67 +1155,79 @@ def _draw_events(
     rate = (C1[idx, j + 1] - C1[idx, j]) / np.where(dt > 0, dt, 1.0)
     t1 = t[idx, j] + (target - C1[idx, j]) / np.where(rate > 0, rate, np.inf)
     t1 = np.clip(t1, t[idx, j], t[idx, j + 1])
-    site1 = _pick_site(rng, site_haz[idx, j])
+    site1 = _pick_site(rng, *(h[idx, j] for h in haz))
     mean, sd = refs["ref_spine"]
     z_points = (kept["base_spine"][:, None] * (1.0 - kept["L_spine"]) - mean) / sd
-    z1 = ep.value_at(z_points, t, t1)
-    # Later fractures: Poisson on (t1, 18] with the subsequent-fracture hazard.
-    cr1 = ep.value_at(Cr, t, t1)
-    n_more = rng.poisson(s * np.maximum(Cr[:, -1] - cr1, 0.0))
+    # cr1: later fractures are Poisson on (t1, 18] with the subsequent hazard.
+    z1, cr1 = ep.values_at([z_points, Cr], t, t1)
+    cr_end = Cr[:, -1]
+    n_more = rng.poisson(s * np.maximum(cr_end - cr1, 0.0))
     more = np.repeat(idx, n_more)
-    u = rng.uniform(cr1[more], Cr[more, -1])
-    j2 = (Cr[more, 1:-1] <= u[:, None]).sum(axis=1)
-    dt2 = t[more, j2 + 1] - t[more, j2]
-    rate2 = (Cr[more, j2 + 1] - Cr[more, j2]) / np.where(dt2 > 0, dt2, 1.0)
-    t2 = t[more, j2] + (u - Cr[more, j2]) / np.where(rate2 > 0, rate2, np.inf)
-    t2 = np.clip(t2, t[more, j2], t[more, j2 + 1])
-    ratio = np.array(
-        [
-            f["subsequent_vertebral_rr"],
-            f["subsequent_other_rr"],
-            f["subsequent_other_rr"],
-        ]
+    u = rng.uniform(cr1[more], cr_end[more])
+    site_draw = rng.random(more.size)
+    ratio = (
+        f["subsequent_vertebral_rr"],
+        f["subsequent_other_rr"],
+        f["subsequent_other_rr"],
     )
-    site2 = _pick_site(rng, site_haz[more, j2] * ratio)
-    # at t2, in the interval j2 found above (no copy of each row's whole path)
-    w2 = np.where(dt2 > 0, (t2 - t[more, j2]) / np.where(dt2 > 0, dt2, 1.0), 0.0)
-    z2 = z_points[more, j2] + w2 * (z_points[more, j2 + 1] - z_points[more, j2])
+    t2, site2, z2 = _later_events(t, Cr, z_points, haz, ratio, more, u, site_draw)
     row = np.concatenate([rows, rows[more]])
     month = np.concatenate([t1, t2])
-    order = np.lexsort((month, row))
+    # By row, then month, ties in the order above (a first event before later
+    # ones): np.lexsort((month, row)) in one stable sort, ~4x faster.
+    key = np.empty(row.size, dtype=np.complex128)
+    key.real, key.imag = row, month
+    order = np.argsort(key, kind="stable")
     row, month = row[order], month[order]
     site = np.concatenate([site1, site2])[order]
     first = np.concatenate([np.ones(rows.size, bool), np.zeros(more.size, bool)])[order]
     z = np.concatenate([z1, z2])[order]
     vertebral = site == 0
-    # More vertebrae fracture at once when the spine is weaker.
-    mean_v = f["vertebrae_per_event_poisson_mean"] * np.exp(
-        f["vertebrae_log_mean_per_sd"] * np.clip(f["vertebrae_reference_z"] - z, -3, 3)
-    )
-    n_vert = np.where(
-        vertebral, 1 + np.minimum(rng.poisson(mean_v), f["vertebrae_max"] - 1), 0
-    )
+    # The steps below work in place (millions of events; fresh memory is what
+    # costs): the same operations as the whole-array expressions in the comments.
+    # More vertebrae fracture at once when the spine is weaker:
+    # mean_v = mean * exp(log_mean_per_sd * clip(reference_z - z, -3, 3))
+    mean_v = f["vertebrae_reference_z"] - z
+    np.clip(mean_v, -3, 3, out=mean_v)
+    mean_v *= f["vertebrae_log_mean_per_sd"]
+    np.exp(mean_v, out=mean_v)
+    mean_v *= f["vertebrae_per_event_poisson_mean"]
+    # n_vert = where(vertebral, 1 + minimum(poisson(mean_v), vertebrae_max - 1), 0)
+    n_vert = np.minimum(rng.poisson(mean_v), f["vertebrae_max"] - 1)
+    n_vert += 1
+    n_vert *= vertebral
     # A spine has only so many vertebrae: once she has vertebrae_max vertebral
     # fractures a later vertebral event (a fractured vertebra collapsing further)
     # counts one. The events themselves all stay: the oracle's hazard holds them.
     starts = (
         np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if row.size else starts_empty()
     )
-    cum = np.cumsum(n_vert)
-    group = np.repeat(cum[starts] - n_vert[starts], np.diff(np.r_[starts, row.size]))
-    before = cum - n_vert - group
-    room = np.maximum(f["vertebrae_max"] - before, 0)
-    n_vert = np.where(vertebral, np.maximum(np.minimum(n_vert, room), 1), 0)
+    # before: her vertebrae fractured in earlier events (cumsum within her events)
+    before = np.cumsum(n_vert)
+    before -= n_vert
+    before -= np.repeat(before[starts], np.diff(np.r_[starts, row.size]))
+    # n_vert = where(vertebral, maximum(minimum(n_vert, room), 1), 0) with
+    # room = maximum(vertebrae_max - before, 0)
+    room = np.subtract(f["vertebrae_max"], before, out=before)
+    np.maximum(room, 0, out=room)
+    np.minimum(n_vert, room, out=n_vert)
+    np.maximum(n_vert, 1, out=n_vert)
+    n_vert *= vertebral
+    # The site names as pandas would infer them from an object array (``str`` on
+    # pandas 3, object before), taken from three values instead of inferred from
+    # millions; the arrays are fresh, so the frame need not copy them.
+    names = pd.Series(np.asarray(ep.SITES, dtype=object)).array
     return pd.DataFrame(
         {
             "row": row,
             "month": month,
-            "site": np.asarray(ep.SITES, dtype=object)[site],
+            "site": names.take(site),
             "first": first,
             "z_lumbar_spine": z,
             "n_vertebrae": n_vert,
             "n_fractures": np.where(vertebral, n_vert, 1),
-        }
+        },
+        copy=False,
     )
 
 
@@ -1221,10 +1235,75 @@ def starts_empty() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
 
 
-def _pick_site(rng: np.random.Generator, haz: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(haz, axis=1)
-    u = rng.random(haz.shape[0]) * cum[:, -1]
-    return (cum[:, :-1] <= u[:, None]).sum(axis=1)
+def _pick_site(
+    rng: np.random.Generator, vertebral: np.ndarray, hip: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """Site index per event, drawn in proportion to the three site hazards."""
+    return _site_of(rng.random(vertebral.shape[0]), vertebral, hip, other)
+
+
+def _site_of(
+    draw: np.ndarray, vertebral: np.ndarray, hip: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """The site of a uniform draw on [0, 1) among the three site hazards."""
+    # The running sums of np.cumsum over the sites, added in the same order.
+    upto_hip = vertebral + hip
+    u = draw * (upto_hip + other)
+    return (vertebral <= u).astype(np.int64) + (upto_hip <= u)
+
+
+def _later_events(
+    t: np.ndarray,
+    Cr: np.ndarray,
+    z_points: np.ndarray,
+    haz: tuple[np.ndarray, ...],
+    ratio: tuple[float, ...],
+    more: np.ndarray,
+    u: np.ndarray,
+    site_draw: np.ndarray,
+    block: int = 1 << 16,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time, site and spine Z of the later fractures, from their draws.
+
+    Event ``i`` is on path ``more[i]``; it happens when that path's ``Cr`` reaches
+    ``u[i]``, and ``site_draw[i]`` picks its site among the site hazards times
+    ``ratio``. Each event is worked out alone, in blocks: a million referral rows
+    have ~4.6 million later events, and whole-array temporaries (or a copy of each
+    event's path) would be tens of MB each, every one fresh zeroed memory.
+    """
+    n_pts = t.shape[1]
+    columns = np.ascontiguousarray(Cr[:, 1:-1].T)
+    t_flat, cr_flat, z_flat = t.ravel(), Cr.ravel(), z_points.ravel()
+    haz_flat = [h.ravel() for h in haz]
+    t2 = np.empty(more.size)
+    z2 = np.empty(more.size)
+    site2 = np.empty(more.size, dtype=np.int64)
+    for lo in range(0, more.size, block):
+        sl = slice(lo, lo + block)
+        rows, v = more[sl], u[sl]
+        # the interval of v: (Cr[rows, 1:-1] <= v[:, None]).sum(axis=1)
+        j = np.zeros(rows.size, dtype=np.int64)
+        for column in columns:
+            j += column[rows] <= v
+        at = rows * n_pts + j
+        ta, tb = t_flat[at], t_flat[at + 1]
+        ca, cb = cr_flat[at], cr_flat[at + 1]
+        dt = tb - ta
+        rate = (cb - ca) / np.where(dt > 0, dt, 1.0)
+        tx = np.clip(ta + (v - ca) / np.where(rate > 0, rate, np.inf), ta, tb)
+        t2[sl] = tx
+        at_haz = rows * (n_pts - 1) + j
+        site2[sl] = _site_of(
+            site_draw[sl],
+            *(
+                np.asarray(h[at_haz], dtype=np.float64) * r
+                for h, r in zip(haz_flat, ratio, strict=True)
+            ),
+        )
+        w = np.where(dt > 0, (tx - ta) / np.where(dt > 0, dt, 1.0), 0.0)
+        za, zb = z_flat[at], z_flat[at + 1]
+        z2[sl] = za + w * (zb - za)
+    return t2, site2, z2
 
 
 def _outcomes(events: pd.DataFrame, a: np.ndarray, n: int) -> dict[str, np.ndarray]:
