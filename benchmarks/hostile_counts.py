@@ -138,11 +138,22 @@ def main() -> None:
         m["manifest_sha256"] = hashlib.sha256(_canonical(m)).hexdigest()
         (b / "manifest.json").write_bytes(_canonical(m))
 
-    def forge(name: str, change) -> None:
+    public = None
+    try:  # signatures exist from issue 15 on
+        from plo_risk import generate_signing_key, sign_bundle
+
+        public = generate_signing_key(tmp / "signing.key")
+        signed = tmp / "signed"
+        shutil.copytree(bundle, signed)
+        sign_bundle(signed, tmp / "signing.key")
+    except ImportError:
+        signed = None
+
+    def forge(name: str, change, source=None, key=None) -> None:
         b = tmp / f"forged-{name}"
-        shutil.copytree(bundle, b)
+        shutil.copytree(source or bundle, b)
         change(b)
-        kind, _ = _run(RiskModel.load, b)
+        kind, _ = _run(RiskModel.load, b, **({"public_key": key} if key else {}))
         counts["bundle"][kind] += 1
         counts["bundle"]["forged loaded"] += kind == "ok"
 
@@ -178,6 +189,15 @@ def main() -> None:
         "latin1", lambda b: (b / "manifest.json").write_bytes(b'{"format": "caf\xe9"}')
     )
     forge("list", lambda b: (b / "manifest.json").write_text("[1]"))
+    if signed is not None:  # the everyone-"low" forgery of a signed bundle
+        forge(
+            "signed-thresholds",
+            manifest_edit(
+                lambda m: m.update(thresholds={"moderate": 0.98, "high": 0.99})
+            ),
+            source=signed,
+            key=public,
+        )
 
     print(
         f"{'input':<14}"
