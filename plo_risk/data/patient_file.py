@@ -10,11 +10,12 @@ not one object of field: value.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
+
+from plo_risk.utils import strict_json
 
 __all__ = [
     "MAX_BYTES",
@@ -34,43 +35,6 @@ MAX_DIGITS = 30
 
 class PatientFileError(ValueError):
     """A patient file that cannot be read as one patient."""
-
-
-def _no_duplicates(path: Path):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise PatientFileError(
-                    f"{path}: the key {key!r} appears twice; give each field once"
-                )
-            seen[key] = value
-        return seen
-
-    return hook
-
-
-def _number(path: Path, kind):
-    def parse(text: str):
-        if (
-            len(text.lstrip("-").replace(".", "").split("e")[0].split("E")[0])
-            > MAX_DIGITS
-        ):
-            raise PatientFileError(
-                f"{path}: a number of {len(text):,} characters; at most {MAX_DIGITS} "
-                "digits are allowed"
-            )
-        return kind(text)
-
-    return parse
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max([level, *(_depth(v, level + 1) for v in value.values())])
-    if isinstance(value, list):
-        return max([level, *(_depth(v, level + 1) for v in value)])
-    return level - 1
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -105,7 +69,7 @@ def read_patient_file(path: str | os.PathLike) -> dict[str, Any]:
     >>> read_patient_file(p)
     Traceback (most recent call last):
     ...
-    plo_risk.data.patient_file.PatientFileError: ...: the key 'age_years' appears twice; give each field once
+    plo_risk.data.patient_file.PatientFileError: ...: the key 'age_years' appears twice in one object
     """
     path = Path(path)
     try:
@@ -129,23 +93,11 @@ def read_patient_file(path: str | os.PathLike) -> dict[str, Any]:
         raise PatientFileError(f"{path}: cannot be read ({exc.strerror})") from None
     text = _decode(raw, path)
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates(path),
-            parse_int=_number(path, int),
-            parse_float=_number(path, float),
+        value = strict_json.loads(
+            text, max_depth=MAX_DEPTH, max_digits=MAX_DIGITS, allow_nan=True
         )
-    except json.JSONDecodeError as exc:
-        raise PatientFileError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise PatientFileError(
-            f"{path}: nested too deeply; at most {MAX_DEPTH} levels are allowed"
-        ) from None
+    except ValueError as exc:
+        raise PatientFileError(f"{path}: {exc}") from None
     if not isinstance(value, dict):
         raise PatientFileError(f"{path}: must hold one JSON object of field: value")
-    if _depth(value) > MAX_DEPTH:
-        raise PatientFileError(
-            f"{path}: nested {_depth(value)} levels deep; at most {MAX_DEPTH} "
-            "(the record and its units)"
-        )
     return value

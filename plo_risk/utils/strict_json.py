@@ -44,26 +44,36 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _number(kind):
+def _number(kind, max_digits: int):
     def parse(text: str):
         digits = sum(c.isdigit() for c in text)
-        if digits > MAX_DIGITS:
+        if digits > max_digits:
             raise ValueError(
-                f"a number of {digits:,} digits; at most {MAX_DIGITS} are allowed"
+                f"a number of {digits:,} digits; at most {max_digits} are allowed"
             )
         return kind(text)
 
     return parse
 
 
-def loads(raw: bytes, *, max_depth: int = 32) -> Any:
-    """Parse UTF-8 JSON bytes strictly.
+def loads(
+    raw: bytes | str,
+    *,
+    max_depth: int = 32,
+    max_digits: int = MAX_DIGITS,
+    allow_nan: bool = False,
+) -> Any:
+    """Parse JSON (UTF-8 bytes, or text already decoded) strictly.
 
     Parameters
     ----------
-    raw : bytes
+    raw : bytes or str
     max_depth : int, default=32
         Deepest nesting of objects and arrays allowed.
+    max_digits : int, default=MAX_DIGITS
+        Digits one number may have.
+    allow_nan : bool, default=False
+        Read ``NaN`` and ``Infinity`` (Python's extension of JSON) as floats.
 
     Returns
     -------
@@ -85,7 +95,7 @@ def loads(raw: bytes, *, max_depth: int = 32) -> Any:
     ValueError: nested 3 levels deep; at most 2 are allowed
     """
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
@@ -94,9 +104,9 @@ def loads(raw: bytes, *, max_depth: int = 32) -> Any:
         value = json.loads(
             text,
             object_pairs_hook=_pairs,
-            parse_constant=_constant,
-            parse_int=_number(int),
-            parse_float=_number(float),
+            parse_constant=float if allow_nan else _constant,
+            parse_int=_number(int, max_digits),
+            parse_float=_number(float, max_digits),
         )
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
