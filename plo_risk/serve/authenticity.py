@@ -298,7 +298,11 @@ def check_logged_model(bundle: str | Path, client: Any = None) -> None:
     bundle = Path(bundle)
     root = next((p for p in bundle.parents if (p / "MLmodel").is_file()), None)
     if root is None:
-        raise BundleError(f"{bundle}: no MLmodel file above the bundle")
+        # MLflow itself builds the model once while logging it (MLflow 3.0 does,
+        # from a temporary copy of the artifacts, before any MLmodel exists):
+        # nothing is loaded from an artifact store then, and mlflow.pyfunc.load_model
+        # cannot load a model without its MLmodel, so there is nothing to check.
+        return
     flavor = _pyfunc_flavor(root, str(root))
     code = root / Path(str(flavor.get("model_code_path") or "")).name
     if not code.is_file() or code.read_bytes() != PYFUNC_ENTRY.read_bytes():
