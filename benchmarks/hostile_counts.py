@@ -25,6 +25,15 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hostile"
 LIMIT = 60.0
+COLUMNS = (
+    "ok",
+    "own",
+    "foreign",
+    "hang",
+    "rows lost",
+    "forged loaded",
+    "code executed",
+)
 
 
 def _run(fn, *args, **kwargs):
@@ -199,37 +208,9 @@ def main() -> None:
             key=public,
         )
 
-    print(
-        f"{'input':<14}"
-        + "".join(
-            f"{k:>15}"
-            for k in (
-                "ok",
-                "own",
-                "foreign",
-                "hang",
-                "rows lost",
-                "forged loaded",
-                "code executed",
-            )
-        )
-    )
+    print(f"{'input':<14}" + "".join(f"{k:>15}" for k in COLUMNS))
     for name, c in counts.items():
-        print(
-            f"{name:<14}"
-            + "".join(
-                f"{c.get(k, 0):>15}"
-                for k in (
-                    "ok",
-                    "own",
-                    "foreign",
-                    "hang",
-                    "rows lost",
-                    "forged loaded",
-                    "code executed",
-                )
-            )
-        )
+        print(f"{name:<14}" + "".join(f"{c.get(k, 0):>15}" for k in COLUMNS))
     shutil.rmtree(tmp, ignore_errors=True)
     sys.stdout.flush()
     os._exit(0)  # a hung case's thread must not keep the process alive

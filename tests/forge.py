@@ -1,5 +1,5 @@
-"""Forging bundles as anyone with write access can: shared by the bundle,
-authenticity and fuzz tests."""
+"""Hostile inputs shared by the tests: bundles forged as anyone with write access
+can, and values nested deeper than any parser recurses."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def reseal(path: Path) -> None:
     }
     manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
     (path / MANIFEST).write_bytes(_canonical(manifest))
+
+
+def deep_list(depth: int) -> list:
+    """``[[[...]]]`` nested ``depth`` levels, built without recursion."""
+    top: list = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return top

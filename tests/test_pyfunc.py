@@ -23,17 +23,9 @@ from plo_risk.model.zoo import make_model
 from plo_risk.report import SEED_CASE
 from plo_risk.serve import RiskModel
 from plo_risk.serve.pyfunc import INTERNAL_ERROR, PLORiskPyfunc
+from tests.forge import deep_list
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
-
-
-def _deep_list(depth: int) -> list:
-    top: list = []
-    inner = top
-    for _ in range(depth):
-        inner.append([])
-        inner = inner[0]
-    return top
 
 
 HOSTILE = {
@@ -42,7 +34,7 @@ HOSTILE = {
     "set": {1, 2},
     "bytes": b"12",
     "nested": {"a": [{"b": {1, 2}}]},
-    "deep": _deep_list(50_000),
+    "deep": deep_list(50_000),
 }
 
 

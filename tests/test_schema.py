@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from plo_risk import ValidationError, validate_frame, validate_record
 from plo_risk.data.catalog import load_catalog
+from tests.forge import deep_list
 
 CAT = load_catalog()
 BASE = {"age_years": 31, "parity": 2, "months_postpartum": 3}
@@ -552,15 +553,6 @@ def test_underscores_in_numbers_are_refused_on_both_paths(text):
 # ------------------------------------------- hostile cells: only our own errors
 
 
-def _deep_list(depth: int) -> list:
-    top: list = []
-    inner = top
-    for _ in range(depth):
-        inner.append([])
-        inner = inner[0]
-    return top
-
-
 class _HostileReal(float):
     """A number whose conversion and repr fail (any ``numbers.Real`` may do so)."""
 
@@ -585,7 +577,7 @@ _HOSTILE = {
     "bytearray": bytearray(b"12"),
     "object": _Unhashable(),
     "nested": {"a": [{"b": {1, 2}}]},
-    "deep_list": _deep_list(100_000),
+    "deep_list": deep_list(100_000),
     "huge_int": 10**5000,
     "hostile_real": _HostileReal(1.0),
     "array": np.array([1.0, 2.0]),
