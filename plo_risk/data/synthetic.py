@@ -67,6 +67,8 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "EpisodeHistories",
     "InterventionError",
+    "SimulatedTrial",
+    "TRIAL_ARMS",
     "ParamsError",
     "Scorecard",
     "counterfactual_risk",
@@ -79,6 +81,7 @@ __all__ = [
     "params_schema",
     "reference_check",
     "shipped_reference_check",
+    "simulated_trial",
     "to_omop",
     "write_reference_check",
     "write_sample",
@@ -2100,6 +2103,163 @@ def oracle_risk(
         prevalence=prevalence,
         params=params,
     )
+
+
+#: The arms of :func:`simulated_trial`: what each changes from the assessment on.
+TRIAL_ARMS = {
+    "control": "nothing changed",
+    "stop_breastfeeding": "she weans now (women breastfeeding after delivery)",
+    "vitamin_d": "her 25(OH)D from now on, drawn uniformly from 10 to 60 ng/mL",
+    "calcium": "her calcium intake from now on, drawn uniformly from 300 to 2500 mg/day",
+    "stop_smoking": "she stops smoking now (smokers)",
+}
+
+
+@dataclass(frozen=True)
+class SimulatedTrial:
+    """A randomised trial in the generator: interventions from the assessment on.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The records as observed at the assessment (with the missingness asked
+        for) and the outcome under the arm: ``fracture``, ``fracture_month``
+        (months postpartum; 18 when none), ``true_risk`` and ``true_risk_<h>m``
+        (the oracle's risk under the arm).
+    changes : pandas.DataFrame
+        One column per field an arm changes (``breastfeeding_now``,
+        ``vitamin_d_25oh``, ``calcium_intake_mg_day``, ``smoking``); NaN where the
+        woman's arm leaves it alone.
+    arm : pandas.Series
+        The arm of each woman (:data:`TRIAL_ARMS`); a woman randomised to an arm
+        that does not apply to her (stop smoking for a non-smoker) is a control.
+    """
+
+    frame: pd.DataFrame
+    changes: pd.DataFrame
+    arm: pd.Series
+
+
+def simulated_trial(
+    n: int,
+    *,
+    setting: str = "referral",
+    missingness: str = "realistic",
+    prevalence: float | None = None,
+    seed: int = 0,
+    params: str | Path | None = None,
+) -> SimulatedTrial:
+    """Women of :func:`generate_cohort`, randomised at the assessment to the arms of
+    :data:`TRIAL_ARMS` that apply to her (equal chances; control always applies),
+    with the outcome drawn from the oracle under the arm.
+
+    Observational records cannot tell what an intervention from now on does: in
+    them the vitamin D of the months ahead is the vitamin D of the months before,
+    and no smoker stops. A trial can. Each woman's first fracture after the
+    assessment is drawn from her :func:`counterfactual_risk` curve under her arm
+    (month by month, linear within a month), so a model fitted on these rows can
+    learn the interventions' effects as the generator has them.
+
+    Examples
+    --------
+    >>> trial = simulated_trial(500, seed=1)
+    >>> sorted(trial.arm.unique()) == sorted(TRIAL_ARMS)
+    True
+    >>> bool(trial.changes.loc[trial.arm == "control"].isna().all().all())
+    True
+    """
+    _check_args(n, setting, prevalence, "clean", missingness, seed, params)
+    full = generate_cohort(
+        n,
+        setting=setting,
+        missingness="none",
+        prevalence=prevalence,
+        seed=seed,
+        params=params,
+    )
+    seen = (
+        full
+        if missingness == "none"
+        else generate_cohort(
+            n,
+            setting=setting,
+            missingness=missingness,
+            prevalence=prevalence,
+            seed=seed,
+            params=params,
+        )
+    )
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20260601]))
+    names = list(TRIAL_ARMS)
+    a = full["months_postpartum"].to_numpy(dtype=float)
+    bf = full["breastfeeding_now"].to_numpy(dtype=bool) & (a > 0)
+    smokes = full["smoking"].to_numpy(dtype=bool)
+    # Each woman draws one of the arms that apply to her, with equal chances.
+    eligible = np.column_stack(
+        [np.ones(n, bool), bf, np.ones(n, bool), np.ones(n, bool), smokes]
+    )
+    weights = eligible / eligible.sum(axis=1, keepdims=True)
+    pick = (rng.random(n)[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
+    arm = np.asarray(names, dtype=object)[pick]
+    changes = pd.DataFrame(
+        np.nan,
+        index=full.index,
+        columns=[
+            "breastfeeding_now",
+            "vitamin_d_25oh",
+            "calcium_intake_mg_day",
+            "smoking",
+        ],
+    )
+    changes.loc[arm == "stop_breastfeeding", "breastfeeding_now"] = 0.0
+    changes.loc[arm == "stop_smoking", "smoking"] = 0.0
+    vd = arm == "vitamin_d"
+    changes.loc[vd, "vitamin_d_25oh"] = np.round(rng.uniform(10.0, 60.0, vd.sum()), 1)
+    ca = arm == "calcium"
+    changes.loc[ca, "calcium_intake_mg_day"] = np.round(
+        rng.uniform(300.0, 2500.0, ca.sum())
+    )
+    u = rng.random(n)
+    span = ep.WINDOW_END - a
+    month = np.full(n, ep.WINDOW_END)
+    risks = {h: np.zeros(n) for h in (*HORIZONS, None)}
+    for name in names:
+        rows = np.flatnonzero(arm == name)
+        if rows.size == 0:
+            continue
+        sub = full.iloc[rows]
+        change = {
+            c: changes[c].to_numpy()[rows]
+            for c in changes.columns
+            if not np.isnan(changes[c].to_numpy()[rows]).all()
+        }
+        change = {
+            c: (v.astype(bool) if c in ("breastfeeding_now", "smoking") else v)
+            for c, v in change.items()
+        }
+        kw = {"setting": setting, "prevalence": prevalence, "params": params}
+        prev = np.zeros(rows.size)
+        t = np.full(rows.size, np.nan)
+        for k in range(1, 22):
+            h = np.minimum(float(k), span[rows])
+            cur = counterfactual_risk(sub, change, h, **kw).to_numpy()
+            cur = np.maximum(cur, prev)
+            cross = np.isnan(t) & (u[rows] < cur)
+            frac = (u[rows] - prev) / np.where(cur > prev, cur - prev, 1.0)
+            t = np.where(cross, (k - 1) + np.clip(frac, 0.0, 1.0) * (h - (k - 1)), t)
+            prev = cur
+        hit = ~np.isnan(t)
+        month[rows[hit]] = a[rows[hit]] + t[hit]
+        for h in HORIZONS:
+            risks[h][rows] = counterfactual_risk(sub, change, float(h), **kw).to_numpy()
+        risks[None][rows] = prev
+    frame = seen.drop(columns=[c for c in OUTCOME_COLUMNS if c in seen.columns]).copy()
+    frame["fracture"] = (month < ep.WINDOW_END).astype(np.int64)
+    frame["fracture_month"] = month
+    frame["true_risk"] = risks[None]
+    for h in HORIZONS:
+        frame[f"true_risk_{h}m"] = risks[h]
+    return SimulatedTrial(frame, changes, pd.Series(arm, index=full.index, name="arm"))
 
 
 @dataclass(frozen=True)

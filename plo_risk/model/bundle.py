@@ -18,6 +18,11 @@ A bundle holds one fitted :class:`~plo_risk.model.calibration.PlattCalibratedCla
     allowlist of types (skops rebuilds objects from a schema; it never unpickles).
 ``ensemble-NNN.<ext>``
     The members of the bootstrap interval ensemble, in the same format.
+``horizon-features.json``, ``horizon-model.json`` (optional)
+    The horizon model (:mod:`plo_risk.model.horizon`): its fitted feature pipeline
+    as JSON and its xgboost hazard learner in xgboost's JSON format; its per-horizon
+    calibration, intervals and the interventions it learned from are the
+    manifest's ``horizon`` section.
 ``signature.ed25519`` (optional)
     An Ed25519 signature over :func:`bundle_digest` (:func:`sign_bundle`), the
     only file a bundle may hold that its manifest does not list;
@@ -61,6 +66,13 @@ from plo_risk.model.families import (
     get_family,
 )
 from plo_risk.model.features import pipeline_from_dict, pipeline_to_dict
+from plo_risk.model.horizon import (
+    HORIZON_FEATURES,
+    HORIZON_MODEL,
+    horizon_from_state,
+    horizon_state,
+    write_learner,
+)
 from plo_risk.model.signing import (
     MAX_SIGNATURE_BYTES,
     SIGNATURE,
@@ -206,6 +218,20 @@ def save_bundle(
             ]
         except BundleFormatError as exc:
             raise BundleError(str(exc)) from None
+        horizon = getattr(model, "horizon_", None)
+        horizon_section = None
+        if horizon is not None:
+            (tmp / HORIZON_FEATURES).write_bytes(
+                _canonical(pipeline_to_dict(horizon.features_))
+            )
+            write_learner(horizon, tmp / HORIZON_MODEL)
+            horizon_section = horizon_state(
+                horizon, getattr(model, "horizon_interval_", None)
+            )
+            horizon_section["features_file"] = HORIZON_FEATURES
+            horizon_section["model_file"] = (
+                HORIZON_MODEL if (tmp / HORIZON_MODEL).exists() else None
+            )
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "format": FORMAT,
@@ -231,6 +257,7 @@ def save_bundle(
             },
             "thresholds": {k: float(v) for k, v in (model.thresholds or {}).items()},
             "ensemble": ensemble,
+            "horizon": _jsonable(horizon_section),
             "training_data": dict(training_data or {}),
             "metrics": _jsonable(dict(metrics or {})),
             "extra": _jsonable(
@@ -515,6 +542,7 @@ def _check_fields(
             problems.append(f"ensemble[{i}].intercept: not finite")
         if not _finite(member.get("slope"), positive=True):
             problems.append(f"ensemble[{i}].slope: must be finite and above 0")
+    problems += _horizon_problems(manifest.get("horizon"), files)
     for key in ("model_name", "model_version", "created", "catalog_sha256"):
         if not isinstance(manifest.get(key), str):
             problems.append(f"{key}: missing or not text")
@@ -538,6 +566,103 @@ def _check_fields(
         problems.append("calibration.classes: must be the two outcome classes")
     if problems:
         raise BundleError(f"{mpath}: " + "; ".join(problems))
+
+
+def _horizon_problems(section: Any, files: Mapping[str, Any]) -> list[str]:
+    """The horizon model's fields: files of the bundle, finite calibrations with a
+    positive slope, prevalences in (0, 1), interval tables of finite numbers."""
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        return ["horizon: must be an object"]
+    problems = []
+    if section.get("features_file") not in files:
+        problems.append("horizon.features_file: not one of the bundle's files")
+    if section.get("family") not in ("xgboost", "logistic_regression"):
+        problems.append(
+            f"horizon.family: {section.get('family')!r}; must be xgboost or "
+            "logistic_regression"
+        )
+    elif section["family"] == "xgboost" and section.get("model_file") not in files:
+        problems.append("horizon.model_file: not one of the bundle's files")
+    elif section["family"] == "logistic_regression" and not isinstance(
+        section.get("logistic"), dict
+    ):
+        problems.append("horizon.logistic: the coefficients are missing")
+    horizons = section.get("horizons")
+    if (
+        not isinstance(horizons, list)
+        or not horizons
+        or not all(
+            h == "end" or (_finite(h, positive=True) and float(h) <= 21)
+            for h in horizons
+        )
+    ):
+        problems.append("horizon.horizons: must list months in (0, 21] or 'end'")
+    cal = section.get("calibration")
+    if not isinstance(cal, dict) or not cal:
+        problems.append("horizon.calibration: missing")
+        cal = {}
+    for label, pair in cal.items():
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and _finite(pair[0])
+            and _finite(pair[1], positive=True)
+        ):
+            problems.append(
+                f"horizon.calibration.{label}: must be [intercept, slope > 0], finite"
+            )
+    prevalence = section.get("prevalence")
+    if not isinstance(prevalence, dict) or not all(
+        _finite(v, unit=True) for v in prevalence.values()
+    ):
+        problems.append("horizon.prevalence: each must be in (0, 1)")
+    names = section.get("feature_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        problems.append("horizon.feature_names: must be a list of names")
+    for key in ("n_train", "n_events"):
+        v = section.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            problems.append(f"horizon.{key}: {v!r}; must be a whole number >= 0")
+    interval = section.get("interval")
+    if interval is not None:
+        problems += _interval_problems(interval)
+    return problems
+
+
+def _interval_problems(interval: Any) -> list[str]:
+    if not isinstance(interval, dict) or not isinstance(interval.get("table"), dict):
+        return ["horizon.interval: must hold a table per horizon"]
+    problems = []
+    for label, entry in interval["table"].items():
+        where = f"horizon.interval.table.{label}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be an object")
+            continue
+        edges, low, high = entry.get("edges"), entry.get("low"), entry.get("high")
+        if not all(isinstance(x, list) and len(x) == 3 for x in (edges, low, high)):
+            problems.append(f"{where}: edges, low and high per group (3 groups)")
+            continue
+        for g in range(3):
+            e, lo, hi = edges[g], low[g], high[g]
+            ok = (
+                isinstance(e, list)
+                and isinstance(lo, list)
+                and isinstance(hi, list)
+                and len(lo) == len(hi) == len(e) + 1
+                and all(_finite(v) for v in [*e, *lo, *hi])
+            )
+            if (
+                not ok
+                or list(e) != sorted(e)
+                or any(a > b for a, b in zip(lo, hi, strict=True))
+            ):
+                problems.append(
+                    f"{where}: group {g} must have sorted finite edges and one "
+                    "finite low <= high per bin"
+                )
+    return problems
 
 
 def sign_bundle(path: str | Path, key_file: str | Path) -> Path:
@@ -669,7 +794,26 @@ def load_bundle(
                 }
             )
     with _reading(path / MANIFEST):
-        return _assemble(manifest, features, tail, members)
+        model, info = _assemble(manifest, features, tail, members)
+    section = manifest.get("horizon")
+    if section:
+        with _reading(path / section["features_file"]):
+            raw = _read_regular(path / section["features_file"], MAX_MANIFEST_BYTES)
+            hfeatures = pipeline_from_dict(
+                strict_json.loads(raw, max_depth=MAX_JSON_DEPTH), catalog
+            )
+        booster = None
+        if section.get("model_file"):
+            learner = path / section["model_file"]
+            with _reading(learner):
+                booster = _read_regular(learner)
+                if not isinstance(strict_json.loads(booster), dict):
+                    raise ValueError("not an xgboost JSON model")
+        with _reading(path / MANIFEST):
+            model.horizon_, model.horizon_interval_ = horizon_from_state(
+                section, hfeatures, booster, catalog
+            )
+    return model, info
 
 
 def _assemble(manifest, features, tail, members):
