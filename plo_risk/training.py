@@ -45,7 +45,7 @@ from plo_risk.data.schema import (
     OUTCOME_DEFINITION,
     validate_frame,
 )
-from plo_risk.data.synthetic import generate_cohort
+from plo_risk.data.synthetic import generate_cohort, simulated_trial
 from plo_risk.evaluate import metrics as metric_functions
 from plo_risk.evaluate.metrics import (
     MIN_CELL,
@@ -65,6 +65,16 @@ from plo_risk.model.bundle import (
 )
 from plo_risk.model.ensemble import fit_bootstrap_ensemble
 from plo_risk.model.families import FAMILIES, MODEL_NAMES, get_family
+from plo_risk.model.horizon import (
+    DEFAULT_HORIZONS,
+    END,
+    HazardModel,
+    follow_up,
+    horizon_label,
+    model_inputs,
+    parse_horizon,
+    simulate_interval,
+)
 from plo_risk.model.zoo import make_model
 from plo_risk.serve.authenticity import (
     BUNDLE_TAG,
@@ -246,6 +256,35 @@ class IntervalConfig(ConfigModel):
         return v
 
 
+class HorizonConfig(ConfigModel):
+    """The horizon model (:class:`plo_risk.model.horizon.HazardModel`) trained
+    beside the experiment's models and stored in each of their bundles."""
+
+    enabled: bool = False
+    family: Literal["xgboost", "logistic_regression"] = "xgboost"
+    params: dict[str, Any] = Field(default_factory=dict)
+    horizons: tuple[float | str, ...] = DEFAULT_HORIZONS
+    cv: int = Field(3, ge=2)
+    # Women per generator cohort the intervals are calibrated on (0: none).
+    interval_n: int = Field(20_000, ge=0)
+    # Women of a simulated trial (plo_risk.synthetic.simulated_trial) added to the
+    # training rows, from whom the effect of an intervention can be learned; 0:
+    # none, and what-if then says the data cannot tell.
+    trial_n: int = Field(0, ge=0)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, v: tuple) -> tuple:
+        return tuple(parse_horizon(h) for h in v)
+
+    @field_validator("interval_n", "trial_n")
+    @classmethod
+    def _enough(cls, v: int) -> int:
+        if 0 < v < 500:
+            raise ValueError("must be 0 or at least 500 women")
+        return v
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of an experiment: its name (unique), family and hyperparameters."""
@@ -276,6 +315,7 @@ class Experiment(ConfigModel):
     champion: ChampionConfig = ChampionConfig()
     mlflow: MLflowConfig = MLflowConfig()
     interval: IntervalConfig = IntervalConfig()
+    horizon: HorizonConfig = HorizonConfig()
     _source_file: str | None = PrivateAttr(None)
 
     @field_validator("thresholds")
@@ -447,6 +487,10 @@ class Dataset:
     n_input: int
     n_rejected: int
     description: str
+    #: Months after the assessment to the first fracture or the end of follow-up,
+    #: and whether it was a fracture (None without ``fracture_month``).
+    time: np.ndarray | None = None
+    event: np.ndarray | None = None
 
 
 def _read(spec: DataSpec) -> tuple[pd.DataFrame, str]:
@@ -482,14 +526,16 @@ def _dataset(df: pd.DataFrame, spec: DataSpec, description: str) -> Dataset:
         )
     res = validate_frame(df, units=spec.units, unknown="ignore")
     y = res.valid[OUTCOME_COLUMN].to_numpy(dtype=np.int64)
-    X = res.valid.drop(
-        columns=[
-            c
-            for c in (ID_COLUMN, OUTCOME_COLUMN, "true_risk")
-            if c in res.valid.columns
-        ]
+    X = model_inputs(res.valid)
+    time_, event = None, None
+    if "fracture_month" in df.columns:
+        try:
+            time_, event = follow_up(df.loc[res.valid.index])
+        except ValueError as exc:
+            raise ConfigError(description, [str(exc)]) from None
+    return Dataset(
+        X, y, res.n_input, res.n_rejected, description, time=time_, event=event
     )
-    return Dataset(X, y, res.n_input, res.n_rejected, description)
 
 
 def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
@@ -513,8 +559,19 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
         idx, test_size=exp.data.test_fraction, stratify=full.y, random_state=exp.seed
     )
     share = (full.n_rejected * len(tr)) // max(len(idx), 1)
+
+    def part(rows, attr):
+        values = getattr(full, attr)
+        return None if values is None else values[rows]
+
     train = Dataset(
-        full.X.iloc[tr], full.y[tr], len(tr) + share, share, f"{desc} (training part)"
+        full.X.iloc[tr],
+        full.y[tr],
+        len(tr) + share,
+        share,
+        f"{desc} (training part)",
+        time=part(tr, "time"),
+        event=part(tr, "event"),
     )
     test = Dataset(
         full.X.iloc[te],
@@ -522,6 +579,8 @@ def load_data(exp: Experiment) -> tuple[Dataset, Dataset]:
         len(te) + full.n_rejected - share,
         full.n_rejected - share,
         f"{desc} (held-out part)",
+        time=part(te, "time"),
+        event=part(te, "event"),
     )
     return train, test
 
@@ -602,6 +661,8 @@ class ModelResult:
     #: from what training wrote, before it was uploaded.
     bundle_sha256: str | None = None
     code_sha256: str | None = None
+    #: The horizon model's held-out numbers (:class:`HorizonConfig`), when trained.
+    horizon_metrics: dict[str, float] | None = None
 
     def estimate(self, metric: str) -> float:
         """Point estimate of one metric on the held-out data."""
@@ -685,6 +746,89 @@ def _evaluate(
     return metrics, subgroups
 
 
+def _fit_horizon(exp: Experiment, train: Dataset, say: Callable[[str], None]):
+    """The experiment's horizon model and its intervals, or None."""
+    cfg = exp.horizon
+    if not cfg.enabled:
+        return None
+    if train.time is None:
+        raise ConfigError(
+            train.description,
+            [
+                "horizon.enabled needs 'fracture_month' (months postpartum of the "
+                "first fracture after the assessment; 18 when none) to know when "
+                "each woman fractured"
+            ],
+        )
+    X, t, d = train.X, train.time, train.event
+    changes = None
+    spec = exp.data.train
+    setting = spec.setting if spec.source == "synthetic" else "referral"
+    if cfg.trial_n:
+        say(f"horizon model: simulating a trial of {cfg.trial_n:,} women")
+        trial = simulated_trial(
+            cfg.trial_n,
+            setting=setting,
+            missingness=spec.missingness if spec.source == "synthetic" else "realistic",
+            seed=exp.seed + 7919,
+        )
+        tds = _dataset(trial.frame, spec, "simulated trial")
+        kept = trial.frame.index.get_indexer(tds.X.index)
+        blank = pd.DataFrame(np.nan, index=range(len(X)), columns=trial.changes.columns)
+        changes = pd.concat(
+            [blank, trial.changes.iloc[kept].reset_index(drop=True)],
+            ignore_index=True,
+        )
+        X = pd.concat([X, tds.X], ignore_index=True)
+        t = np.concatenate([t, tds.time])
+        d = np.concatenate([d, tds.event])
+    say(
+        f"horizon model: fitting the {cfg.family} hazard on {len(X):,} women "
+        f"({int(d.sum()):,} fractures), {cfg.cv}-fold calibration per horizon"
+    )
+    model = HazardModel(
+        family=cfg.family,
+        params=cfg.params,
+        horizons=cfg.horizons,
+        cv=cfg.cv,
+        thresholds=exp.thresholds,
+        random_state=exp.seed,
+    ).fit(X, t, d, changes=changes)
+    interval = None
+    if cfg.interval_n:
+        say(
+            f"horizon model: calibrating the intervals on 2 x {cfg.interval_n:,} "
+            "generator women"
+        )
+        interval = simulate_interval(
+            model, setting=setting, n=cfg.interval_n, seed=exp.seed + 104729
+        )
+    return model, interval
+
+
+def _horizon_metrics(model: HazardModel, test: Dataset) -> dict[str, float]:
+    """The horizon model on the held-out data: per horizon, the observed share
+    with a fracture by then, the mean risk, calibration-in-the-large and slope,
+    and the AUROC of the status by then (no censoring before the horizon)."""
+    if test.time is None:
+        return {}
+    risks = model.risk(test.X)
+    a = test.X["months_postpartum"].to_numpy(dtype=float)
+    out = {}
+    for h, col in zip(model.horizons, risks.columns, strict=True):
+        span = (18.0 - a) if h == END else np.minimum(float(h), 18.0 - a)
+        y = ((test.event == 1) & (test.time <= span + 1e-9)).astype(np.int64)
+        p = risks[col].to_numpy()
+        label = horizon_label(h)
+        if 0 < y.sum() < len(y):
+            slope, _ = metric_functions.calibration_slope_intercept(y, p)
+            out[f"horizon_{label}_auroc"] = float(metric_functions.auroc(y, p))
+            out[f"horizon_{label}_slope"] = float(slope)
+        out[f"horizon_{label}_observed"] = float(y.mean())
+        out[f"horizon_{label}_expected"] = float(p.mean())
+    return out
+
+
 def _metric_key(name: str) -> str:
     return name.replace("@", "_at_").replace(" ", "_")
 
@@ -756,6 +900,10 @@ def _log_model_run(
             "data.test": test.description,
         }
     )
+    if result.horizon_metrics:
+        mlflow.log_metrics(
+            {k: v for k, v in result.horizon_metrics.items() if np.isfinite(v)}
+        )
     for metric, row in result.metrics.iterrows():
         key = _metric_key(str(metric))
         values = {
@@ -1079,8 +1227,12 @@ def _run(
                 )
                 if exp.source_file:
                     mlflow.log_artifact(exp.source_file, "config")
+            horizon = _fit_horizon(exp, train_ds, say)
             for spec in specs:
                 result = _fit_one(spec, exp, train_ds, test_ds, say)
+                if horizon is not None:
+                    result.model.horizon_, result.model.horizon_interval_ = horizon
+                    result.horizon_metrics = _horizon_metrics(horizon[0], test_ds)
                 say(f"{spec.name}: logging the run, its plots and the model to MLflow")
                 with mlflow.start_run(
                     experiment_id=exp_id, run_name=spec.name, nested=nested
