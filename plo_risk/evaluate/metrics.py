@@ -1239,7 +1239,9 @@ default=None
 # -------------------------------------------------------------------- subgroups
 
 
-def _group_columns(groups: Any, n: int) -> list[tuple[str, pd.Series]]:
+def _group_columns(
+    groups: Any, n: int, *, of: str = "y"
+) -> list[tuple[str, pd.Series]]:
     if isinstance(groups, pd.DataFrame):
         items = [(str(c), groups[c]) for c in groups.columns]
     elif isinstance(groups, pd.Series):
@@ -1268,7 +1270,7 @@ def _group_columns(groups: Any, n: int) -> list[tuple[str, pd.Series]]:
         if col.shape[0] != n:
             raise ValueError(
                 f"The 'groups' variable {name!r} has {col.shape[0]} values; "
-                f"expected {n}, one per row of 'y'."
+                f"expected {n}, one per row of '{of}'."
             )
         out.append((name, col))
     return out
