@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from scipy.special import expit, logit
 
 from plo_risk.evaluate.loess import loess_fit
-from plo_risk.model.glm import logistic_irls, one_blas_thread
+from plo_risk.model.glm import logistic_irls, one_blas_thread, rcs_design
 
 __all__ = [
     "ThresholdMetrics",
@@ -324,25 +324,6 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarr
     return x_lo + frac * (x_hi - x_lo)
 
 
-def _rcs_design(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Intercept, x and the restricted (natural) cubic spline terms of x."""
-    cols = [np.ones_like(x), x]
-    k = knots.shape[0]
-    if k >= 3:
-        t_last, t_prev = knots[-1], knots[-2]
-        norm = (t_last - knots[0]) ** 2
-        tail_last = np.maximum(x - t_last, 0.0) ** 3
-        tail_prev = np.maximum(x - t_prev, 0.0) ** 3
-        for t in knots[: k - 2]:
-            term = (
-                np.maximum(x - t, 0.0) ** 3
-                - tail_prev * (t_last - t) / (t_last - t_prev)
-                + tail_last * (t_prev - t) / (t_last - t_prev)
-            )
-            cols.append(term / norm)
-    return np.column_stack(cols)
-
-
 def _spline_curve_rows(rows: _Rows) -> np.ndarray:
     """Smoothed observed risk at each row: logistic regression of y on a
     4-knot restricted cubic spline of logit(p)."""
@@ -352,7 +333,7 @@ def _spline_curve_rows(rows: _Rows) -> np.ndarray:
         start = np.zeros(1)
     else:
         knots = np.unique(_weighted_quantiles(x, rows.w, _KNOT_QUANTILES))
-        design = _rcs_design(x, knots if knots.shape[0] >= 3 else knots[:0])
+        design = rcs_design(x, knots if knots.shape[0] >= 3 else knots[:0])
         start = np.zeros(design.shape[1])
         start[1] = 1.0  # the identity curve: p is calibrated
     _, eta, _ = logistic_irls(design, rows.y, rows.w, beta=start)
@@ -1258,7 +1239,9 @@ default=None
 # -------------------------------------------------------------------- subgroups
 
 
-def _group_columns(groups: Any, n: int) -> list[tuple[str, pd.Series]]:
+def _group_columns(
+    groups: Any, n: int, *, of: str = "y"
+) -> list[tuple[str, pd.Series]]:
     if isinstance(groups, pd.DataFrame):
         items = [(str(c), groups[c]) for c in groups.columns]
     elif isinstance(groups, pd.Series):
@@ -1287,7 +1270,7 @@ def _group_columns(groups: Any, n: int) -> list[tuple[str, pd.Series]]:
         if col.shape[0] != n:
             raise ValueError(
                 f"The 'groups' variable {name!r} has {col.shape[0]} values; "
-                f"expected {n}, one per row of 'y'."
+                f"expected {n}, one per row of '{of}'."
             )
         out.append((name, col))
     return out

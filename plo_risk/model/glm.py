@@ -3,7 +3,8 @@
 The one logistic fitter of the package: the Platt calibration of every model
 (:mod:`plo_risk.model.calibration`) and the calibration metrics of
 :mod:`plo_risk.evaluate` use it, so a calibration slope measured on the training
-rows equals the fitted one.
+rows equals the fitted one. :func:`rcs_design` builds the restricted cubic spline
+design of the smoothed calibration curves (binary and time-to-event).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-__all__ = ["logistic_irls", "one_blas_thread"]
+__all__ = ["logistic_irls", "one_blas_thread", "rcs_design"]
 
 
 def _fit_state(
@@ -88,3 +89,47 @@ def logistic_irls(
         if small_step or small_change:
             return beta, eta, True
     return beta, eta, False
+
+
+def rcs_design(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Intercept, ``x`` and the restricted (natural) cubic spline terms of ``x``.
+
+    Harrell's parametrisation (Regression Modeling Strategies, 2nd ed., section
+    2.4.5): with knots ``t_1 < ... < t_k`` the ``k - 2`` terms are linear beyond
+    the outer knots, each divided by ``(t_k - t_1)**2`` to keep them on the scale
+    of ``x``. Fewer than 3 knots give the linear design ``[1, x]``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (n,)
+        The covariate (for a calibration curve, the logit of the predicted risk).
+    knots : numpy.ndarray of shape (k,)
+        Increasing knot positions.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, k) (or (n, 2) when k < 3)
+        Columns: 1, x, then the spline terms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from plo_risk.model.glm import rcs_design
+    >>> rcs_design(np.array([-1.0, 0.0, 2.0]), np.array([-1.0, 0.0, 1.0])).tolist()
+    [[1.0, -1.0, 0.0], [1.0, 0.0, 0.25], [1.0, 2.0, 3.0]]
+    """
+    cols = [np.ones_like(x), x]
+    k = knots.shape[0]
+    if k >= 3:
+        t_last, t_prev = knots[-1], knots[-2]
+        norm = (t_last - knots[0]) ** 2
+        tail_last = np.maximum(x - t_last, 0.0) ** 3
+        tail_prev = np.maximum(x - t_prev, 0.0) ** 3
+        for t in knots[: k - 2]:
+            term = (
+                np.maximum(x - t, 0.0) ** 3
+                - tail_prev * (t_last - t) / (t_last - t_prev)
+                + tail_last * (t_prev - t) / (t_last - t_prev)
+            )
+            cols.append(term / norm)
+    return np.column_stack(cols)

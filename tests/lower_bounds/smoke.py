@@ -63,6 +63,7 @@ def main(tmp: Path) -> None:
         "openpyxl",
         "matplotlib",
         "skops",
+        "scikit-survival",
         "threadpoolctl",
     ):
         try:
@@ -264,6 +265,36 @@ def main(tmp: Path) -> None:
     assert written["person"] == 500, written
     back = ingest(url)
     assert len(back.frame) == 500, (len(back.frame), back.rejects.head())
+
+    step("evaluate.survival at a horizon (scikit-survival AUC and Brier)")
+    from plo_risk.evaluate import survival as sv
+
+    rng = np.random.default_rng(1)
+    rate = np.exp(rng.normal(-4.5, 0.8, 600))
+    fracture, end = rng.exponential(1 / rate), rng.uniform(3, 36, 600)
+    s_time, s_event = np.minimum(fracture, end), fracture <= end
+    s_risk = {h: 1 - np.exp(-h * rate) for h in (6, 12)}
+    assert 0 < sv.km_risk(s_time, s_event, 12) < 1
+    auc = sv.time_dependent_auroc(s_time, s_event, s_risk[12], 12)
+    assert 0.5 < auc < 1, auc
+    auc_train = sv.time_dependent_auroc(
+        s_time, s_event, s_risk[12], 12, train_time=s_time, train_event=s_event
+    )
+    assert auc_train == auc, (auc_train, auc)
+    assert 0 < sv.brier_at(s_time, s_event, s_risk[12], 12) < 0.25
+    ibs = sv.integrated_brier(
+        s_time, s_event, np.column_stack([s_risk[6], s_risk[12]]), [6, 12]
+    )
+    assert 0 < ibs < 0.25, ibs
+    cal = sv.horizon_calibration(s_time, s_event, s_risk[12], 12)
+    assert 0.5 < cal["o_e"] < 1.5 and cal["ici"] < 0.1, cal
+    sv.net_benefit_at(s_time, s_event, s_risk[12], 12, 0.1)
+    table = sv.evaluate_horizons(s_time, s_event, s_risk, n_boot=5)
+    assert table.shape == (18, 5) and table.estimate.notna().all(), table
+    sub = sv.evaluate_horizon_subgroups(
+        s_time, s_event, s_risk, {"half": np.arange(600) % 2}, n_boot=0
+    )
+    assert len(sub) == 36 and not sub.suppressed.any(), sub
 
     step("report.model_card -> html (matplotlib, shap beeswarm/waterfall)")
     from plo_risk import external_validation, model_card
