@@ -76,6 +76,7 @@ from plo_risk.model.features import (
     RowMin,
     feature_sources,
 )
+from plo_risk.model.horizon import TIME_FIELDS
 from plo_risk.utils.sklearn_compat import Interval, StrOptions, validate_params
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ __all__ = [
     "explainer_for",
     "fold_contributions",
     "global_importance",
+    "horizon_contributions",
     "plot_beeswarm",
     "plot_waterfall",
     "value_text",
@@ -257,6 +259,26 @@ class Explainer:
     it. The model must not be refitted while an instance is kept.
     """
 
+    @classmethod
+    def of_features(cls, features_pipe: Pipeline) -> Explainer:
+        """An explainer of a feature pipeline alone: it traces records to the
+        pipeline's columns and sums column contributions back to fields (for the
+        horizon model, whose learner reads those columns and the course ahead)."""
+        self = cls.__new__(cls)
+        self.model = None
+        self.estimator = None
+        self.features_pipe = features_pipe
+        self.leaves = _leaves(features_pipe)
+        self.middle = []
+        self.clf = None
+        try:
+            self.arrays = ArrayPipeline(features_pipe)
+        except TypeError:
+            self.arrays = None
+        self.xgboost_arrays = self.arrays is not None
+        self._grouping = None
+        return self
+
     def __init__(self, model: PlattCalibratedClassifier, estimator: Pipeline):
         self.model = model
         self.estimator = estimator
@@ -423,6 +445,54 @@ def _check_model(model: Any) -> None:
             f"from plo_risk.models.make_model); got {type(model).__name__}"
         )
     check_is_fitted(model)
+
+
+def horizon_contributions(
+    horizon_model: Any,
+    X: pd.DataFrame,
+    horizon: Any,
+    *,
+    changes: Mapping[str, Any] | None = None,
+) -> Explanation:
+    """Field contributions to the calibrated log-odds of a horizon risk.
+
+    The hazard model's exact TreeSHAP values (:meth:`HazardModel.explain
+    <plo_risk.model.horizon.HazardModel.explain>`: what they add up to is
+    :data:`~plo_risk.model.horizon.EXPLANATION_MEANING`), its feature-pipeline
+    columns summed back to the fields as :func:`contributions` sums them, and each
+    column of the course ahead given to the fields it is computed from
+    (:data:`~plo_risk.model.horizon.TIME_FIELDS`).
+
+    Returns
+    -------
+    Explanation
+        ``values`` (one column per field, catalog order) plus ``base`` equal the
+        horizon's calibrated log-odds, row by row.
+    """
+    expl = horizon_model.explain(X, horizon, changes)
+    explainer = _features_explainer(horizon_model)
+    trace = explainer.trace(X)
+    n_base = len(trace.features_columns)
+    by_field, fields = explainer._group(expl.values[:, :n_base], trace)
+    position = {f: j for j, f in enumerate(fields)}
+    for j, column in enumerate(expl.columns[n_base:], start=n_base):
+        owners = [f for f in TIME_FIELDS.get(column, ()) if f in position]
+        if not owners:
+            owners = ["months_postpartum"]
+        for f in owners:
+            by_field[:, position[f]] += expl.values[:, j] / len(owners)
+    return Explanation(
+        pd.DataFrame(by_field, columns=fields, index=X.index),
+        expl.base,
+    )
+
+
+def _features_explainer(horizon_model: Any) -> Explainer:
+    cached = getattr(horizon_model, "_explainer_cache", None)
+    if cached is None or cached.features_pipe is not horizon_model.features_:
+        cached = Explainer.of_features(horizon_model.features_)
+        horizon_model._explainer_cache = cached
+    return cached
 
 
 def explainer_for(model: Any) -> Explainer:

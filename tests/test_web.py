@@ -582,6 +582,7 @@ def test_risk_rows_give_the_window_today_and_horizons_when_there(rm):
     class Horizons:
         risk = 0.2
         interval = None
+        risks = {"6m": 0.01, "12m": 0.03}
 
         def risk_at(self, months):
             return {6: 0.01, 12: 0.03}[months]

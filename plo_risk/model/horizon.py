@@ -45,7 +45,7 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
-from xgboost import Booster, XGBClassifier
+from xgboost import Booster, DMatrix, XGBClassifier
 
 from plo_risk.data.catalog import Catalog, load_catalog
 from plo_risk.data.schema import validate_frame
@@ -62,11 +62,13 @@ __all__ = [
     "INTERVAL_LEVEL",
     "TIME_COLUMNS",
     "WINDOW_END",
+    "INTERVENTIONS",
     "HazardModel",
     "SimulatedInterval",
     "course_of",
     "follow_up",
     "horizon_label",
+    "intervention_support",
     "missing_group",
     "parse_horizon",
     "person_months",
@@ -704,6 +706,60 @@ class HazardModel:
         b1 = np.interp(spans, months, [v[1] for _, v in items])
         return b0, b1
 
+    def explain(
+        self, X: pd.DataFrame, horizon, changes: Mapping[str, Any] | None = None
+    ) -> HorizonExplanation:
+        """Contributions of each column to the calibrated log-odds of the risk at
+        ``horizon``: see :data:`EXPLANATION_MEANING`."""
+        model = self
+        h = parse_horizon(horizon)
+        if model.family != "xgboost":
+            raise ValueError(
+                "explanations of a horizon risk need the xgboost hazard model; the "
+                f"{model.family} comparator has none"
+            )
+        course = course_of(X, changes)
+        n = len(X)
+        base = model._base(X)
+        months = model._months_for([h], course.a)
+        tv, inside = _time_block(course, months)
+        M = np.concatenate(
+            [np.repeat(base, months, axis=0), tv.reshape(n * months, -1)], axis=1
+        )
+        raw = model.learner_.predict(
+            DMatrix(np.ascontiguousarray(M, dtype=np.float32), missing=np.nan),
+            pred_contribs=True,
+            validate_features=False,
+        )
+        raw = np.asarray(raw, dtype=np.float64).reshape(n, months, -1)
+        span = _span(h, course.a)
+        length = tv[..., 2]
+        k = np.arange(months, dtype=np.float64)[None, :]
+        share = np.clip(span[:, None] - k, 0.0, 1.0)
+        w = np.where(inside, np.minimum(share, length), 0.0)
+        w = w / np.where(
+            w.sum(axis=1, keepdims=True) > 0, w.sum(axis=1, keepdims=True), 1
+        )
+        mean = np.einsum("nk,nkc->nc", w, raw)
+        values, bias = mean[:, :-1], mean[:, -1]
+        risk = model.risk(X, [h], changes=changes).to_numpy()[:, 0]
+        target = logit(np.clip(risk, 1e-12, 1 - 1e-12))
+        at_bias = expit(raw[..., -1])
+        flat = _accumulate(at_bias, length, inside, course.a, [h])
+        base_lo = logit(
+            np.clip(model.calibrate(flat, [h], course.a)[:, 0], 1e-12, 1 - 1e-12)
+        )
+        total = values.sum(axis=1)
+        gap = target - base_lo
+        same = (np.abs(total) > 1e-9) & (np.sign(total) == np.sign(gap))
+        scale = np.where(same, gap / np.where(same, total, 1.0), 1.0)
+        values = values * scale[:, None]
+        base_out = np.where(same, base_lo, target - values.sum(axis=1))
+        del bias
+        return HorizonExplanation(
+            values, base_out, target, list(model.feature_names_), base
+        )
+
     def with_prevalence(self, prevalence: float, horizon: float | str = END):
         """A copy moved to another setting: one shift of every horizon's intercept,
         solved so the mean calibrated risk at ``horizon`` on the training setting's
@@ -1143,3 +1199,116 @@ def simulate_interval(
     X = pd.concat(records, ignore_index=True)
     oracle = {k: np.concatenate(v) for k, v in truths.items()}
     return SimulatedInterval().fit(model, X, oracle)
+
+
+# ------------------------------------------------------------ explanations
+
+#: The field each column of the course ahead comes from (for explanations).
+TIME_FIELDS = {
+    "hz_months_after": ("months_postpartum",),
+    "hz_months_postpartum": ("months_postpartum",),
+    "hz_interval_length": ("months_postpartum",),
+    "hz_breastfeeding": ("breastfeeding_now", "lactation_planned_months"),
+    "hz_months_breastfed_since": ("breastfeeding_now", "lactation_planned_months"),
+    "hz_months_since_weaning": ("lactation_planned_months", "lactation_months"),
+    "hz_vitamin_d": ("vitamin_d_25oh",),
+    "hz_calcium": ("calcium_intake_mg_day",),
+    "hz_smoking": ("smoking",),
+}
+
+
+@dataclass(frozen=True)
+class HorizonExplanation:
+    """Column contributions of a horizon's risk (see :meth:`HazardModel.explain`).
+
+    ``values`` (n, columns) and ``base`` (n,) add up to ``log_odds``, the calibrated
+    log-odds of the risk at the horizon, row by row; ``columns`` are the feature
+    pipeline's output columns, then :data:`TIME_COLUMNS`.
+    """
+
+    values: np.ndarray
+    base: np.ndarray
+    log_odds: np.ndarray
+    columns: list[str]
+    features: np.ndarray
+
+
+#: What the contributions of a horizon risk add up to.
+EXPLANATION_MEANING = (
+    "exact TreeSHAP values of the hazard model's log-odds, averaged over the "
+    "months of the horizon (weighted by the time she is followed in each), each "
+    "multiplied by one factor per patient so that with the base they add up to "
+    "the horizon's calibrated log-odds; the base is the calibrated log-odds of "
+    "the horizon at the average hazard"
+)
+
+
+# ------------------------------------------------------------ interventions
+
+#: What a what-if on a modifiable field means from the assessment on, for the
+#: horizon model: field -> (what it changes in the course ahead, what the record
+#: keeps). A field not here cannot be answered as an intervention: the model only
+#: has it as part of the record (the past).
+INTERVENTIONS: dict[str, dict[str, str]] = {
+    "breastfeeding_now": {
+        "course": "breastfeeding_now",
+        "means": "she weans now: no breastfeeding in the months ahead (her plan "
+        "becomes what she has given so far); the bone she has lost stays lost",
+    },
+    "lactation_planned_months": {
+        "course": "lactation_planned_months",
+        "means": "she breastfeeds until this many months postpartum (never before "
+        "today); the bone she has lost stays lost",
+    },
+    "vitamin_d_25oh": {
+        "course": "vitamin_d_25oh",
+        "means": "her 25(OH)D is this from now on (repletion); her BMD and markers "
+        "today stay as measured",
+    },
+    "calcium_intake_mg_day": {
+        "course": "calcium_intake_mg_day",
+        "means": "her calcium intake is this from now on; her BMD today stays as "
+        "measured",
+    },
+    "smoking": {
+        "course": "smoking",
+        "means": "she stops smoking now; her BMD today stays as measured",
+    },
+}
+#: Interventions whose effect the record's own course shows (women wean when they
+#: planned to, inside the follow-up): known without trial rows, as an association
+#: over time.
+_SEEN_IN_COURSE = {"breastfeeding_now", "lactation_planned_months"}
+
+
+def intervention_support(model: HazardModel, field: str) -> tuple[bool, str]:
+    """Whether the model's data can tell what an intervention on ``field`` does,
+    and the sentence that says on what its answer rests."""
+    if field not in INTERVENTIONS:
+        return False, (
+            f"the model has {field} only as part of her record, not as something "
+            "that changes from now on: the data cannot tell what changing it would do"
+        )
+    course = INTERVENTIONS[field]["course"]
+    seen = (model.interventions_ or {}).get(course, {})
+    if (
+        seen.get("women", 0) >= MIN_TREATED
+        and seen.get("events", 0) >= MIN_TREATED_EVENTS
+    ):
+        return True, (
+            f"learned from {seen['women']:,} women of a simulated randomised trial "
+            f"({seen['events']:,} fractures) who had this change at the assessment "
+            "(plo_risk.synthetic.simulated_trial): the generator's effect, not a "
+            "measured one"
+        )
+    if course in _SEEN_IN_COURSE:
+        return True, (
+            "learned from the months after women weaned as they had planned "
+            "(within her follow-up): an association over time, adjusted for the "
+            "time since delivery and her record, not a trial"
+        )
+    return False, (
+        "no woman in the model's data had this change after her assessment (in "
+        "records the values ahead are the values before): the data cannot tell "
+        "what it would do"
+    )

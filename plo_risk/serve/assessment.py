@@ -381,6 +381,14 @@ class RiskAssessment:
     setting: str = ""
     average_risk: float = float("nan")
     _source: tuple[dict, dict] = field(default=({}, {}), repr=False)
+    #: Horizon label (``"3m"``, ``"12m"``, ``"end"``) -> risk, for a model with a
+    #: horizon model (:mod:`plo_risk.model.horizon`); empty otherwise.
+    risks: dict[str, float] = field(default_factory=dict, repr=False)
+    #: Horizon label -> (low, high) 90% interval of the true risk.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+    #: For a what-if: the changes from the assessment on, and what the model can
+    #: say about them (None: not a what-if).
+    intervention: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def relative_risk(self) -> float:
@@ -391,8 +399,43 @@ class RiskAssessment:
 
     @cached_property
     def interval(self) -> tuple[float, float] | None:
-        """90% interval of the risk from the bundle's bootstrap ensemble."""
+        """90% interval of the risk: of her true risk at the default horizon for
+        a model with a horizon model (:attr:`interval_meaning`), else from the
+        bundle's bootstrap ensemble."""
+        if self.risks:
+            label = self._model.default_horizon_label
+            return self.intervals.get(label)
         return self._model._interval(self.record)
+
+    @property
+    def interval_meaning(self) -> str:
+        """What the interval is and how it was checked."""
+        return self._model.interval_meaning
+
+    def risk_at(self, months: float | str) -> float:
+        """Her risk of a first fracture within ``months`` of the assessment (or
+        ``"end"``: before 18 months postpartum).
+
+        Raises
+        ------
+        ValueError
+            For a model without a horizon model, or a horizon outside (0, 21].
+        """
+        label = self._model.horizon_label_of(months)
+        if label in self.risks:
+            return self.risks[label]
+        return self._model._risk_at(self, months)
+
+    def interval_at(self, months: float | str) -> tuple[float, float] | None:
+        """The 90% interval of her true risk within ``months`` (None without)."""
+        label = self._model.horizon_label_of(months)
+        if label in self.intervals:
+            return self.intervals[label]
+        return self._model._interval_at(self, months)
+
+    def baseline_at(self, months: float | str) -> float | None:
+        """The average risk within ``months`` in the model's setting."""
+        return self._model._baseline_at(months)
 
     @cached_property
     def missing(self) -> list[MissingInput]:
@@ -474,6 +517,8 @@ class RiskAssessment:
                 )
         if problems:
             raise ValidationError(problems)
+        if self._model.horizon_model is not None:
+            return self._model._intervene(self, dict(changes))
         record, units = self._source
         if not record:  # built without a source record: use the canonical one
             record = {
@@ -492,8 +537,24 @@ class RiskAssessment:
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON-ready data."""
         interval = self.interval
+        horizons = {
+            label: {
+                "risk": risk,
+                "interval": None
+                if label not in self.intervals
+                else {
+                    "level": INTERVAL_LEVEL,
+                    "low": self.intervals[label][0],
+                    "high": self.intervals[label][1],
+                },
+            }
+            for label, risk in self.risks.items()
+        }
         return {
             "risk": self.risk,
+            "horizons": horizons,
+            "interval_meaning": self.interval_meaning if interval else None,
+            "intervention": self.intervention,
             "category": self.category,
             "interval": None
             if interval is None
@@ -547,6 +608,16 @@ class RiskAssessment:
             lo, hi = self.interval
             lines[0] += f", {INTERVAL_LEVEL:.0%} interval {lo:.1%}-{hi:.1%}"
         lines.append(self.context())
+        if self.risks:
+            lines.append("By horizon:")
+            for label, risk in self.risks.items():
+                band = self.intervals.get(label)
+                lines.append(
+                    f"  {_horizon_text(label)}: {risk:.1%}"
+                    + (f" ({band[0]:.1%}-{band[1]:.1%})" if band else "")
+                )
+        if self.intervention is not None:
+            lines.append(f"What-if: {self.intervention['text']}")
         lines.append("Main factors:")
         lines += [f"  {f.describe()}" for f in self.top_factors(5)]
         if self.not_known is not None:
@@ -578,6 +649,21 @@ class RiskAssessment:
                 f" ({INTERVAL_LEVEL:.0%} interval {self.interval[0]:.1%}–"
                 f"{self.interval[1]:.1%})"
             )
+        by_horizon = "".join(
+            f"<tr><td>{e(_horizon_text(label))}</td><td>{risk:.1%}</td><td>"
+            + (
+                f"{self.intervals[label][0]:.1%}–{self.intervals[label][1]:.1%}"
+                if label in self.intervals
+                else ""
+            )
+            + "</td></tr>"
+            for label, risk in self.risks.items()
+        )
+        if by_horizon:
+            by_horizon = (
+                "<table><tr><th>horizon</th><th>risk</th>"
+                f"<th>{INTERVAL_LEVEL:.0%} interval</th></tr>{by_horizon}</table>"
+            )
         missing = "".join(f"<li>{e(m.describe())}</li>" for m in self.missing[:3])
         cons = "".join(
             f"<li>{e(c.text)} <small>[{e(c.citation)}]</small></li>"
@@ -586,7 +672,13 @@ class RiskAssessment:
         return (
             f"<div><h4>PLO fracture risk: {self.risk:.1%} — {e(self.category)}"
             f"{interval}</h4><p>{e(self.context())}</p>"
-            "<table><tr><th>input</th><th>value</th><th>log-odds</th><th></th></tr>"
+            + by_horizon
+            + (
+                f"<p>What-if: {e(self.intervention['text'])}</p>"
+                if self.intervention is not None
+                else ""
+            )
+            + "<table><tr><th>input</th><th>value</th><th>log-odds</th><th></th></tr>"
             f"{rows}</table>"
             + (
                 f"<p>Would change the estimate most if measured:</p><ul>{missing}</ul>"
@@ -601,6 +693,13 @@ class RiskAssessment:
             )
             + f"<p><small>Model version {e(self.model_version)}</small></p></div>"
         )
+
+
+def _horizon_text(label: str) -> str:
+    """``"within 12 months"``, ``"before 18 months postpartum"``."""
+    if label == "end":
+        return "before 18 months postpartum"
+    return f"within {label[:-1]} months"
 
 
 def _times(ratio: float) -> str:

@@ -44,12 +44,22 @@ from plo_risk.explain import (
     explain_cohort,
     explainer_for,
     fold_contributions,
+    horizon_contributions,
     plot_waterfall,
 )
 from plo_risk.model.bundle import BundleInfo, bundle_digest, load_bundle, save_bundle
 from plo_risk.model.calibration import recalibrate, split_margin
 from plo_risk.model.ensemble import ensemble_risks
 from plo_risk.model.families import family_of
+from plo_risk.model.horizon import (
+    END,
+    INTERVAL_MEANING,
+    INTERVENTIONS,
+    horizon_label,
+    intervention_support,
+    missing_group,
+    parse_horizon,
+)
 from plo_risk.serve.assessment import (
     INTERVAL_LEVEL,
     Factor,
@@ -337,6 +347,203 @@ class RiskModel:
         """Training-data reference values per field (quantiles; no rows)."""
         return dict((self.info.extra if self.info else {}).get("reference") or {})
 
+    # ----------------------------------------------------------- horizons
+    @property
+    def horizon_model(self):
+        """The horizon model stored with the model (:mod:`plo_risk.model.horizon`),
+        or None: then the risk is the binary model's, over the whole window."""
+        return getattr(self.model, "horizon_", None)
+
+    @property
+    def horizons(self) -> list[str]:
+        """The horizons the model reports (``["3m", "6m", "12m", "end"]``), or []."""
+        hm = self.horizon_model
+        return [] if hm is None else [horizon_label(h) for h in hm.horizons]
+
+    @property
+    def default_horizon(self) -> float | str | None:
+        """The horizon of :attr:`RiskAssessment.risk`: 12 months when reported,
+        else the longest reported; None without a horizon model."""
+        hm = self.horizon_model
+        if hm is None:
+            return None
+        if 12.0 in hm.horizons:
+            return 12.0
+        fixed = [h for h in hm.horizons if h != END]
+        return max(fixed) if fixed else END
+
+    @property
+    def default_horizon_label(self) -> str | None:
+        h = self.default_horizon
+        return None if h is None else horizon_label(h)
+
+    def horizon_label_of(self, months: Any) -> str:
+        """The label of a horizon a caller gave (``6``, ``"6m"``, ``"end"``)."""
+        if self.horizon_model is None:
+            raise ValueError(
+                f"{self.name} has no horizon model: its risk is over the whole "
+                "window only (train with horizon.enabled: true)"
+            )
+        return horizon_label(parse_horizon(months))
+
+    @property
+    def interval_meaning(self) -> str:
+        """What the model's intervals are and how they were checked."""
+        hm_interval = getattr(self.model, "horizon_interval_", None)
+        if self.horizon_model is not None and hm_interval is not None:
+            coverage = ", ".join(
+                f"{k} {v:.0%}" for k, v in (hm_interval.coverage_ or {}).items()
+            )
+            return (
+                f"{INTERVAL_MEANING} (coverage on its calibration cohorts: {coverage})"
+            )
+        return (
+            "the spread of the risk over the bundle's bootstrap refits: it shows "
+            "how much the fitted model could vary, not how far it may be from her "
+            "true risk"
+        )
+
+    def horizon_risks(
+        self,
+        X: pd.DataFrame,
+        horizons: Any = None,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        intervals: bool = False,
+    ) -> pd.DataFrame:
+        """Risks (and 90% intervals) at each horizon of validated model inputs."""
+        hm = self.horizon_model
+        hs = [parse_horizon(h) for h in (horizons or hm.horizons)]
+        out = hm.risk(X, hs, changes=changes)
+        interval = getattr(self.model, "horizon_interval_", None)
+        if intervals and interval is not None:
+            groups = missing_group(X, self.catalog)
+            for h in hs:
+                label = horizon_label(h)
+                lo, hi = interval.interval(
+                    out[f"risk_{label}"].to_numpy(), label, groups
+                )
+                out[f"risk_{label}_low"] = lo
+                out[f"risk_{label}_high"] = hi
+        return out
+
+    def _horizon_assessment(
+        self, canonical: Mapping[str, Any], changes: Mapping[str, Any] | None = None
+    ):
+        """Risks, intervals and the default horizon's explanation of one record."""
+        frame = self._frame(canonical)
+        hm = self.horizon_model
+        table = self.horizon_risks(frame, changes=changes, intervals=True)
+        risks, intervals = {}, {}
+        for h in hm.horizons:
+            label = horizon_label(h)
+            risks[label] = float(table[f"risk_{label}"].iloc[0])
+            if f"risk_{label}_low" in table.columns:
+                intervals[label] = (
+                    float(table[f"risk_{label}_low"].iloc[0]),
+                    float(table[f"risk_{label}_high"].iloc[0]),
+                )
+        expl = horizon_contributions(hm, frame, self.default_horizon, changes=changes)
+        values = expl.values.to_numpy()[0]
+        return values, float(expl.base[0]), list(expl.values.columns), risks, intervals
+
+    def _risk_at(self, assessment: RiskAssessment, months: Any) -> float:
+        label = self.horizon_label_of(months)
+        changes = (assessment.intervention or {}).get("course_changes")
+        table = self.horizon_risks(
+            self._frame(assessment.record), [parse_horizon(months)], changes=changes
+        )
+        return float(table[f"risk_{label}"].iloc[0])
+
+    def _interval_at(self, assessment: RiskAssessment, months: Any):
+        label = self.horizon_label_of(months)
+        changes = (assessment.intervention or {}).get("course_changes")
+        table = self.horizon_risks(
+            self._frame(assessment.record),
+            [parse_horizon(months)],
+            changes=changes,
+            intervals=True,
+        )
+        if f"risk_{label}_low" not in table.columns:
+            return None
+        return (
+            float(table[f"risk_{label}_low"].iloc[0]),
+            float(table[f"risk_{label}_high"].iloc[0]),
+        )
+
+    def _baseline_at(self, months: Any) -> float | None:
+        hm = self.horizon_model
+        if hm is None:
+            return None
+        return hm.prevalence_.get(horizon_label(parse_horizon(months)))
+
+    def _intervene(
+        self, assessment: RiskAssessment, changes: dict[str, Any]
+    ) -> RiskAssessment:
+        """What-if as an intervention from the assessment on (horizon models)."""
+        hm = self.horizon_model
+        course, notes, unknown = {}, [], []
+        for name, value in changes.items():
+            known, basis = intervention_support(hm, name)
+            if not known:
+                unknown.append(f"{name}={value!r}: {basis}")
+                continue
+            if name == "breastfeeding_now" and value is not False:
+                raise ValidationError(
+                    [
+                        Problem(
+                            name,
+                            value,
+                            "what-if can stop breastfeeding now (False), not "
+                            "restart it",
+                        )
+                    ]
+                )
+            if name == "smoking" and value is not False:
+                raise ValidationError(
+                    [Problem(name, value, "what-if answers stopping (False) only")]
+                )
+            course[INTERVENTIONS[name]["course"]] = (
+                0.0 if isinstance(value, bool) else float(value)
+            )
+            notes.append(
+                f"{name}={value!r} means {INTERVENTIONS[name]['means']}; {basis}"
+            )
+        if course:
+            values, base, fields, risks, intervals = self._horizon_assessment(
+                assessment.record, course
+            )
+            risk = risks[self.default_horizon_label]
+            factors = self._factors(assessment.record, values, fields, None)
+        else:
+            risks, intervals = dict(assessment.risks), dict(assessment.intervals)
+            risk, base, factors = (
+                assessment.risk,
+                assessment.base_log_odds,
+                list(assessment.factors),
+            )
+        text = "; ".join(notes + unknown) or "no change"
+        if unknown and not course:
+            text = "no answer: " + text
+        return dataclasses.replace(
+            assessment,
+            risk=risk,
+            category=str(self.model.categorize([risk])[0]),
+            base_log_odds=base,
+            factors=factors,
+            risks=risks,
+            intervals=intervals,
+            intervention={
+                "changes": {k: v for k, v in changes.items()},
+                "course_changes": course,
+                "answered": sorted(
+                    k for k in changes if k not in {u.split("=")[0] for u in unknown}
+                ),
+                "not_answered": [u.split("=")[0] for u in unknown],
+                "text": text,
+            },
+        )
+
     # ----------------------------------------------------------- scoring
     def prepare(self, frame: pd.DataFrame | ValidatedFrame) -> PreparedFrame:
         """Validate a frame and build its model matrix, ahead of :meth:`predict_frame`.
@@ -607,10 +814,43 @@ class RiskModel:
         """The assessment of a validated record; ``typed`` names the fields the
         clinician gave (None: every value present), the others with a value were
         derived and fold into the one they came from."""
-        row, base, fields = self._explain_row(canonical)
-        logit = float(base + row.sum())
-        risk = float(expit(logit))
+        risks: dict[str, float] = {}
+        intervals: dict[str, tuple[float, float]] = {}
+        if self.horizon_model is not None:
+            row, base, fields, risks, intervals = self._horizon_assessment(canonical)
+            risk = risks[self.default_horizon_label]
+            horizon = _horizon_outcome(self.default_horizon)
+        else:
+            row, base, fields = self._explain_row(canonical)
+            risk = float(expit(float(base + row.sum())))
+            horizon = self.horizon
         category = str(self.model.categorize([risk])[0])
+        factors = self._factors(canonical, row, fields, typed)
+        return RiskAssessment(
+            self,
+            dict(canonical),
+            risk,
+            category,
+            base,
+            factors,
+            horizon=horizon,
+            setting=self.setting,
+            average_risk=self._baseline_at(self.default_horizon)
+            if self.horizon_model is not None
+            else self.average_risk,
+            risks=risks,
+            intervals=intervals,
+        )
+
+    def _factors(
+        self,
+        canonical: Mapping[str, Any],
+        row: np.ndarray,
+        fields: list[str],
+        typed: set[str] | None,
+    ) -> list[Factor]:
+        """One factor per value given (derived ones folded in) and one for every
+        input not known, sorted by the size of their contribution."""
         present = {f for f in fields if canonical.get(f) is not None}
         derived_fields = set() if typed is None else present - set(typed)
         frame = pd.DataFrame(
@@ -646,17 +886,7 @@ class RiskModel:
         if missing:
             factors.append(not_known_factor(missing, float(folded[NOT_KNOWN])))
         factors.sort(key=lambda fa: -abs(fa.contribution))
-        return RiskAssessment(
-            self,
-            dict(canonical),
-            risk,
-            category,
-            base,
-            factors,
-            horizon=self.horizon,
-            setting=self.setting,
-            average_risk=self.average_risk,
-        )
+        return factors
 
     def _waterfall(self, assessment: RiskAssessment, *, max_display: int = 10):
         """The waterfall plot of an assessment (see RiskAssessment.plot_waterfall)."""
@@ -675,12 +905,26 @@ class RiskModel:
 
     # ------------------------------------------------------- helpers used lazily
     def _interval(self, canonical: Mapping[str, Any]) -> tuple[float, float] | None:
+        if self.horizon_model is not None:
+            return self._interval_at_record(canonical)
         if not getattr(self.model, "ensemble_", None):
             return None
         risks = ensemble_risks(self.model, self._frame(canonical))[:, 0]
         tail = (1 - INTERVAL_LEVEL) / 2
         lo, hi = np.quantile(risks, [tail, 1 - tail])
         return float(lo), float(hi)
+
+    def _interval_at_record(self, canonical: Mapping[str, Any]):
+        label = self.default_horizon_label
+        table = self.horizon_risks(
+            self._frame(canonical), [self.default_horizon], intervals=True
+        )
+        if f"risk_{label}_low" not in table.columns:
+            return None
+        return (
+            float(table[f"risk_{label}_low"].iloc[0]),
+            float(table[f"risk_{label}_high"].iloc[0]),
+        )
 
     def _missing(self, canonical: Mapping[str, Any]) -> list[MissingInput]:
         groups = self._missing_groups(canonical)
@@ -696,9 +940,13 @@ class RiskModel:
         res = validate_frame(frame[cols], catalog=self.catalog)
         risks = pd.Series(np.nan, index=frame.index)
         if len(res.valid):
-            risks.loc[res.valid.index] = self.model.predict_proba(_inputs(res.valid))[
-                :, 1
-            ]
+            X = _inputs(res.valid)
+            if self.horizon_model is not None:
+                risks.loc[res.valid.index] = self.horizon_model.risk(
+                    X, [self.default_horizon]
+                ).to_numpy()[:, 0]
+            else:
+                risks.loc[res.valid.index] = self.model.predict_proba(X)[:, 1]
         out = []
         owners_s = pd.Series(owners)
         for name, (fields, label, _) in groups.items():
@@ -767,6 +1015,19 @@ class PreparedFrame:
     X: pd.DataFrame
     matrix: Any = None
     finish: Any = None
+
+
+def _horizon_outcome(h: float | str) -> str:
+    """What a horizon risk is the probability of."""
+    if h == END:
+        return (
+            "a first fragility fracture after the assessment and before 18 months "
+            "postpartum"
+        )
+    return (
+        f"a first fragility fracture within {float(h):g} months after the "
+        "assessment (and before 18 months postpartum)"
+    )
 
 
 def _spread(values: np.ndarray, keep: np.ndarray, empty: Any) -> np.ndarray:

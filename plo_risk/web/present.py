@@ -418,7 +418,7 @@ def risk_rows(
 ) -> list[RiskRow]:
     """Every risk row of the result page, from one place.
 
-    An assessment that can answer per horizon (``risk_at(months)``) gives a row
+    An assessment that answers per horizon (``risks``, ``risk_at(months)``) gives a row
     for 6 and 12 months (with ``interval_at``/``baseline_at`` when it has them);
     today's models give one row for the whole window, labelled
     :data:`WINDOW_LABEL`. Every row's natural frequency uses one denominator
@@ -426,7 +426,7 @@ def risk_rows(
     """
     base = None if baseline is None else baseline.risk
     risk_at = getattr(assessment, "risk_at", None)
-    if callable(risk_at):
+    if callable(risk_at) and getattr(assessment, "risks", None):
         interval_at = getattr(assessment, "interval_at", None)
         baseline_at = getattr(assessment, "baseline_at", None)
         rows: list[RiskRow] = []
