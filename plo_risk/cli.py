@@ -935,6 +935,14 @@ def demo(
             ],
             "evaluation": {"n_boot": 200},
             "mlflow": {"experiment": "plo-risk-demo"},
+            # Risk within 3, 6, 12 months and to 18 months postpartum, intervals
+            # calibrated on generator cohorts, what-if learned from a simulated
+            # trial (training/baseline.yaml explains each key).
+            "horizon": {
+                "enabled": True,
+                "interval_n": max(n, 2_000),
+                "trial_n": max(n, 2_000),
+            },
         }
     )
     if not quiet:

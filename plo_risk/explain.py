@@ -783,6 +783,7 @@ def explain_cohort(
     top_k: int = 3,
     derived: pd.DataFrame | None = None,
     catalog: Catalog | None = None,
+    horizon: Any = None,
 ) -> pd.DataFrame:
     """The ``top_k`` factors that move each patient's risk most, with their share.
 
@@ -803,6 +804,10 @@ def explain_cohort(
         (:attr:`plo_risk.ValidatedFrame.derived`), row for row with ``frame``;
         None: all were given.
     catalog : Catalog, default=None
+    horizon : float or "end", default=None
+        Explain the risk at this horizon of the model's horizon model
+        (:func:`horizon_contributions`) instead of the model's own risk; ignored
+        for a model without one.
 
     Returns
     -------
@@ -825,7 +830,11 @@ def explain_cohort(
     >>> explain_cohort(model, cohort.head(3), top_k=2).columns.tolist()
     ['factor_1', 'contribution_1', 'factor_2', 'contribution_2']
     """
-    raw = contributions(model, frame, by="field").values
+    hm = getattr(model, "horizon_", None)
+    if horizon is not None and hm is not None:
+        raw = horizon_contributions(hm, frame, horizon).values
+    else:
+        raw = contributions(model, frame, by="field").values
     values = fold_contributions(raw, frame, catalog=catalog, derived=derived)
     A = values.to_numpy()
     names = np.asarray(values.columns, dtype=object)

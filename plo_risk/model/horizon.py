@@ -761,9 +761,10 @@ class HazardModel:
         )
 
     def with_prevalence(self, prevalence: float, horizon: float | str = END):
-        """A copy moved to another setting: one shift of every horizon's intercept,
-        solved so the mean calibrated risk at ``horizon`` on the training setting's
-        reference is ``prevalence`` (see :func:`plo_risk.model.recalibrate`)."""
+        """A copy moved to another setting: every horizon's intercept shifted by
+        ``logit(prevalence) - logit(training prevalence at horizon)``, the
+        prior-shift correction of the log-odds (the ranking, the explanations and
+        the intervals' log-odds widths stay)."""
         moved = copy.copy(self)
         label = horizon_label(parse_horizon(horizon))
         old = self.prevalence_.get(label, np.nan)

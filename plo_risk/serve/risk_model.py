@@ -263,6 +263,10 @@ class RiskModel:
         if prevalence is None:
             return self
         moved = recalibrate(self.model, prevalence=prevalence)
+        if self.horizon_model is not None:
+            # The same setting for every horizon: one intercept shift, solved at
+            # the end of the window, where the prevalence is defined.
+            moved.horizon_ = self.horizon_model.with_prevalence(prevalence, END)
         name = _SETTING_NAMES.get(setting or "") or (
             f"a setting with outcome prevalence {prevalence:.3%}"
         )
@@ -362,15 +366,16 @@ class RiskModel:
 
     @property
     def default_horizon(self) -> float | str | None:
-        """The horizon of :attr:`RiskAssessment.risk`: 12 months when reported,
-        else the longest reported; None without a horizon model."""
+        """The horizon of :attr:`RiskAssessment.risk` and of ``risk`` in scored
+        rows: to the end of the window (18 months postpartum) when reported, the
+        outcome the binary models, the thresholds and every evaluation of
+        ``risk`` share; else the longest reported. None without a horizon model."""
         hm = self.horizon_model
         if hm is None:
             return None
-        if 12.0 in hm.horizons:
-            return 12.0
-        fixed = [h for h in hm.horizons if h != END]
-        return max(fixed) if fixed else END
+        if END in hm.horizons:
+            return END
+        return max(float(h) for h in hm.horizons)
 
     @property
     def default_horizon_label(self) -> str | None:
@@ -663,7 +668,14 @@ class RiskModel:
     def _predict(self, prep: PreparedFrame, explain: str, top_k: int) -> pd.DataFrame:
         res, X = prep.res, prep.X
         clf = self.model
-        if len(X):
+        hm = self.horizon_model
+        table = None
+        if len(X) and hm is not None:
+            # The default horizon's risk is the risk; every horizon is a column.
+            table = self.horizon_risks(X, intervals=False)
+            risk = table[f"risk_{self.default_horizon_label}"].to_numpy()
+            category = clf.categorize(risk)
+        elif len(X):
             # clf.decision_function(X), with the matrix built beforehand.
             risk = expit(clf.intercept_ + clf.slope_ * prep.finish(prep.matrix))
             category = clf.categorize(risk)
@@ -678,12 +690,22 @@ class RiskModel:
             columns[ID_COLUMN] = res.ids.array
         columns["risk"] = _spread(risk, keep, np.nan)
         columns["category"] = _spread(category, keep, None)
+        for label in self.horizons:
+            values = (
+                table[f"risk_{label}"].to_numpy() if table is not None else np.empty(0)
+            )
+            columns[f"risk_{label}"] = _spread(values, keep, np.nan)
         if explain != "none":
             mask = np.ones(len(X), bool) if explain == "all" else category != "low"
             derived = None if res.derived is None else res.derived.loc[mask]
             top = (
                 explain_cohort(
-                    clf, X.loc[mask], top_k=top_k, derived=derived, catalog=self.catalog
+                    clf,
+                    X.loc[mask],
+                    top_k=top_k,
+                    derived=derived,
+                    catalog=self.catalog,
+                    horizon=self.default_horizon,
                 )
                 if mask.any()
                 else None

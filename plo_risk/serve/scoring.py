@@ -319,7 +319,8 @@ def score_frame(
     Returns
     -------
     scored : pandas.DataFrame
-        ``row, patient_id, risk, category, model_version`` and, unless
+        ``row, patient_id, risk, category, model_version``, ``risk_<horizon>``
+        per horizon of a horizon model (``risk_3m``, ...) and, unless
         ``explain="none"``, ``factor_1, contribution_1, ...`` (None / NaN where
         a row is not explained).
     rejects : pandas.DataFrame
@@ -350,6 +351,8 @@ def _finish_chunk(
             "model_version": model.version,
         }
     )
+    for label in model.horizons:
+        scored[f"risk_{label}"] = out[f"risk_{label}"].to_numpy(dtype=np.float64)
     for k in range(1, top_k + 1) if explain != "none" else ():
         scored[f"factor_{k}"] = out[f"factor_{k}"].to_numpy(dtype=object)
         scored[f"contribution_{k}"] = out[f"contribution_{k}"].to_numpy(
