@@ -56,6 +56,7 @@ from plo_risk.evaluate.metrics import (
     suppress_small_cells,
 )
 from plo_risk.evaluate.plots import calibration_figure, decision_figure, roc_figure
+from plo_risk.evaluate.survival import evaluate_horizons
 from plo_risk.model.bundle import (
     BundleError,
     bundle_digest,
@@ -806,26 +807,38 @@ def _fit_horizon(exp: Experiment, train: Dataset, say: Callable[[str], None]):
     return model, interval
 
 
-def _horizon_metrics(model: HazardModel, test: Dataset) -> dict[str, float]:
-    """The horizon model on the held-out data: per horizon, the observed share
-    with a fracture by then, the mean risk, calibration-in-the-large and slope,
-    and the AUROC of the status by then (no censoring before the horizon)."""
+def _horizon_metrics(
+    model: HazardModel, test: Dataset, exp: Experiment
+) -> dict[str, float]:
+    """The horizon model on the held-out data, per numeric horizon
+    (:func:`plo_risk.evaluate.evaluate_horizons`: time-dependent AUROC, IPCW
+    Brier, observed and expected risk, calibration-in-the-large, slope, ICI,
+    net benefit at the thresholds), as MLflow metrics with their CIs."""
     if test.time is None:
         return {}
-    risks = model.risk(test.X)
-    a = test.X["months_postpartum"].to_numpy(dtype=float)
+    fixed = [h for h in model.horizons if h != END]
+    if not fixed:
+        return {}
+    risks = model.risk(test.X, fixed)
+    table = evaluate_horizons(
+        test.time,
+        test.event,
+        {h: risks[f"risk_{horizon_label(h)}"].to_numpy() for h in fixed},
+        n_boot=exp.evaluation.n_boot,
+        seed=exp.seed,
+        level=exp.evaluation.ci,
+        thresholds=tuple(sorted(exp.thresholds.values())),
+    )
     out = {}
-    for h, col in zip(model.horizons, risks.columns, strict=True):
-        span = (18.0 - a) if h == END else np.minimum(float(h), 18.0 - a)
-        y = ((test.event == 1) & (test.time <= span + 1e-9)).astype(np.int64)
-        p = risks[col].to_numpy()
-        label = horizon_label(h)
-        if 0 < y.sum() < len(y):
-            slope, _ = metric_functions.calibration_slope_intercept(y, p)
-            out[f"horizon_{label}_auroc"] = float(metric_functions.auroc(y, p))
-            out[f"horizon_{label}_slope"] = float(slope)
-        out[f"horizon_{label}_observed"] = float(y.mean())
-        out[f"horizon_{label}_expected"] = float(p.mean())
+    for row in table.itertuples():
+        key = _metric_key(f"horizon_{horizon_label(row.horizon)}_{row.metric}")
+        for suffix, value in (
+            ("", row.estimate),
+            ("_ci_lower", row.low),
+            ("_ci_upper", row.high),
+        ):
+            if value is not None and np.isfinite(value):
+                out[f"{key}{suffix}"] = float(value)
     return out
 
 
@@ -1232,7 +1245,7 @@ def _run(
                 result = _fit_one(spec, exp, train_ds, test_ds, say)
                 if horizon is not None:
                     result.model.horizon_, result.model.horizon_interval_ = horizon
-                    result.horizon_metrics = _horizon_metrics(horizon[0], test_ds)
+                    result.horizon_metrics = _horizon_metrics(horizon[0], test_ds, exp)
                 say(f"{spec.name}: logging the run, its plots and the model to MLflow")
                 with mlflow.start_run(
                     experiment_id=exp_id, run_name=spec.name, nested=nested

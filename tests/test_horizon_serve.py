@@ -177,3 +177,54 @@ def test_the_web_page_shows_a_row_per_horizon(rm, tmp_path):
     assert page.status_code == 200
     assert "fracture within 6 months" in page.text
     assert "fracture within 12 months" in page.text
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_an_experiment_trains_the_horizon_model_into_every_bundle(tmp_path):
+    import mlflow
+
+    from plo_risk.training import train
+
+    config = {
+        "name": "horizon",
+        "seed": 3,
+        "data": {
+            "train": {"source": "synthetic", "n": 3000, "seed": 1},
+            "test": {"source": "synthetic", "n": 2000, "seed": 2},
+        },
+        "models": [{"name": "xgboost", "params": {"n_estimators": 30}}],
+        "interval": {"n_models": 0},
+        "evaluation": {"n_boot": 20},
+        "champion": {"register": False},
+        "horizon": {"enabled": True, "interval_n": 1000, "trial_n": 1000},
+    }
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(config, tracking_uri=uri)
+    (model,) = result.results
+    assert model.model.horizon_.interventions_["vitamin_d_25oh"]["women"] > 0
+    run = mlflow.MlflowClient(uri).get_run(model.run_id)
+    assert 0.5 < run.data.metrics["horizon_12m_auroc_td"] <= 1.0
+    assert "horizon_6m_slope_ci_lower" in run.data.metrics
+
+
+@pytest.mark.parametrize(
+    ("horizon", "match"),
+    [
+        ({"enabled": True, "trial_n": 100}, "at least 500"),
+        ({"enabled": True, "horizons": [3, 40]}, "horizon=40"),
+        ({"enabled": True, "family": "cox"}, "family"),
+    ],
+)
+def test_a_bad_horizon_section_is_refused_before_any_work(horizon, match):
+    from plo_risk.training import load_experiment
+    from plo_risk.utils.config import ConfigError
+
+    config = {
+        "data": {"train": {"source": "synthetic", "n": 1000}},
+        "models": [{"name": "xgboost"}],
+        "horizon": horizon,
+    }
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(config)

@@ -25,12 +25,15 @@ from scipy.stats import norm
 from plo_risk.data.schema import (
     ID_COLUMN,
     OUTCOME_COLUMN,
+    Problem,
     ValidatedFrame,
+    ValidationError,
     validate_frame,
 )
 from plo_risk.evaluate.metrics import evaluate
 from plo_risk.evaluate.plots import calibration_figure
 from plo_risk.model.calibration import PlattCalibratedClassifier, recalibrate
+from plo_risk.model.horizon import follow_up
 from plo_risk.serve.risk_model import RiskModel
 
 if TYPE_CHECKING:
@@ -92,6 +95,13 @@ class EvalData:
     rejects: pd.DataFrame
     description: str
     validated: ValidatedFrame = field(repr=False)
+    #: Months after the assessment to the first fracture or the end of follow-up
+    #: and whether it was a fracture, when the data have ``fracture_month``.
+    time: np.ndarray | None = field(default=None, repr=False)
+    event: np.ndarray | None = field(default=None, repr=False)
+    #: The oracle's risk at each horizon (``"3m"``, ``"6m"``, ``"12m"``, ``"end"``)
+    #: when the data are synthetic with every horizon's ``true_risk_<h>m``.
+    true_risks: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def risk(self, model: RiskModel) -> np.ndarray:
         """The model's calibrated risk of every valid row."""
@@ -180,6 +190,20 @@ def load_eval_data(
         else None
     )
     drop = [c for c in (ID_COLUMN, OUTCOME_COLUMN, "true_risk") if c in valid]
+    time, event = None, None
+    rows = df.iloc[np.flatnonzero(res.valid_mask)]
+    if "fracture_month" in df.columns:
+        try:
+            time, event = follow_up(rows)
+        except ValueError as exc:
+            raise ValidationError(
+                [Problem("fracture_month", "", f"{name}: {exc}")]
+            ) from None
+    true_risks = None
+    columns = {"3m": "true_risk_3m", "6m": "true_risk_6m", "12m": "true_risk_12m"}
+    if true_risk is not None and all(c in df.columns for c in columns.values()):
+        true_risks = {k: rows[c].to_numpy(dtype=np.float64) for k, c in columns.items()}
+        true_risks["end"] = true_risk
     return EvalData(
         valid.drop(columns=drop),
         y,
@@ -189,6 +213,9 @@ def load_eval_data(
         res.rejects,
         description,
         res,
+        time=time,
+        event=event,
+        true_risks=true_risks,
     )
 
 

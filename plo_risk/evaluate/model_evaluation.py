@@ -30,7 +30,9 @@ from plo_risk.evaluate.metrics import (
     evaluate_subgroups,
     parity_band,
 )
-from plo_risk.explain import Explanation, contributions
+from plo_risk.evaluate.survival import evaluate_horizons
+from plo_risk.explain import Explanation, contributions, horizon_contributions
+from plo_risk.model.horizon import END, horizon_label
 from plo_risk.serve.risk_model import RiskModel
 
 __all__ = ["IMPORTANCE_ROWS", "TYPICAL_FIELDS", "ModelEvaluation", "evaluate_model"]
@@ -107,6 +109,14 @@ class ModelEvaluation:
     explanation: Explanation = field(repr=False)
     importance: pd.Series = field(repr=False)
     typical_patient: dict[str, Any] = field(repr=False)
+    #: The horizon model on these data (:func:`plo_risk.evaluate.evaluate_horizons`:
+    #: time-dependent AUROC, IPCW Brier, observed by Kaplan-Meier vs expected,
+    #: calibration slope and ICI, net benefit, with bootstrap CIs), or None.
+    horizons: pd.DataFrame | None = field(default=None, repr=False)
+    #: Per horizon, the share of the oracle's true risks inside their 90% interval
+    #: overall and per tertile of true risk, and the median width (synthetic data
+    #: with the horizon oracle only), or None.
+    interval_coverage: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -155,7 +165,13 @@ def evaluate_model(
         }
     X = data.X
     sample = X.sample(min(len(X), IMPORTANCE_ROWS), random_state=seed) if len(X) else X
-    explanation = contributions(model.model, sample, by="field")
+    hm = model.horizon_model
+    if hm is not None:
+        # The risk evaluated is the horizon model's: explain that one.
+        explanation = horizon_contributions(hm, sample, model.default_horizon)
+    else:
+        explanation = contributions(model.model, sample, by="field")
+    horizons, coverage = _horizon_tables(model, data, n_boot, ci, seed)
     importance = (
         explanation.values.abs()
         .mean(axis=0)
@@ -176,7 +192,52 @@ def evaluate_model(
         explanation=explanation,
         importance=importance,
         typical_patient=_typical_patient(X, model.catalog),
+        horizons=horizons,
+        interval_coverage=coverage,
     )
+
+
+def _horizon_tables(
+    model: RiskModel, data: EvalData, n_boot: int, ci: float, seed: int
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    hm = model.horizon_model
+    if hm is None or not len(data.X):
+        return None, None
+    fixed = [h for h in hm.horizons if h != END]
+    risks = model.horizon_risks(data.X, hm.horizons, intervals=True)
+    table = None
+    if data.time is not None and fixed:
+        table = evaluate_horizons(
+            data.time,
+            data.event,
+            {h: risks[f"risk_{horizon_label(h)}"].to_numpy() for h in fixed},
+            n_boot=n_boot,
+            seed=seed,
+            level=ci,
+            thresholds=tuple(sorted(model.thresholds.values())) or (0.02, 0.10),
+        )
+    coverage = None
+    if data.true_risks is not None and f"risk_{horizon_label(fixed[0])}_low" in risks:
+        rows = []
+        for h in hm.horizons:
+            label = horizon_label(h)
+            if label not in data.true_risks:
+                continue
+            truth = data.true_risks[label]
+            lo = risks[f"risk_{label}_low"].to_numpy()
+            hi = risks[f"risk_{label}_high"].to_numpy()
+            inside = (truth >= lo) & (truth <= hi)
+            tertile = pd.qcut(truth, 3, labels=False, duplicates="drop")
+            row = {
+                "horizon": label,
+                "coverage": float(inside.mean()),
+                "median_width": float(np.median(hi - lo)),
+            }
+            for i in range(3):
+                row[f"tertile_{i + 1}"] = float(inside[tertile == i].mean())
+            rows.append(row)
+        coverage = pd.DataFrame(rows)
+    return table, coverage
 
 
 def _subgroups(

@@ -523,6 +523,111 @@ def _performance(ev: ModelEvaluation) -> str:
     )
 
 
+_HORIZON_METRICS = {
+    "auroc_td": "time-dependent AUROC (cumulative/dynamic, IPCW)",
+    "brier": "Brier score (IPCW)",
+    "observed": "observed risk (Kaplan-Meier)",
+    "expected": "mean predicted risk",
+    "citl": "calibration-in-the-large (log-odds, observed - predicted)",
+    "slope": "calibration slope (IPCW logistic)",
+    "ici": "ICI (IPCW spline calibration curve)",
+}
+
+
+def _horizons(ev: ModelEvaluation) -> str:
+    """The horizon model: metrics per horizon and its intervals' coverage."""
+    rm = ev.model
+    hm = rm.horizon_model
+    if hm is None:
+        return (
+            "<p>This model has no horizon model: its risk is over the whole window "
+            "(to 18 months postpartum) only.</p>"
+        )
+    seen = ", ".join(
+        f"{k} ({v['women']:,} women, {v['events']:,} fractures)"
+        for k, v in (hm.interventions_ or {}).items()
+    )
+    text = (
+        "<p>A discrete-time hazard model (person-month rows, "
+        f"{e(hm.family)}; {hm.n_train_:,} training women, {hm.n_events_:,} "
+        "fractures) gives the risk of a first fracture within 3, 6 and 12 months "
+        "of the assessment and to 18 months postpartum, each recalibrated on "
+        "out-of-fold risks with inverse-probability-of-censoring weights. Metrics "
+        "at a horizon follow [@austin2020] for calibration; intervals are "
+        f"bootstrap percentiles ({ev.n_boot} replicates). What-if effects were "
+        f"learned from: {e(seen) if seen else 'no intervention (what-if says the data cannot tell)'}.</p>"
+    )
+    table_ = ev.horizons
+    if table_ is not None and len(table_):
+        level = f"{ev.ci:.0%}"
+        horizons = list(dict.fromkeys(table_["horizon"]))
+        headers = ["measure", *[f"{float(h):g} months ({level} CI)" for h in horizons]]
+        rows = []
+        metrics = list(dict.fromkeys(table_["metric"]))
+        for metric in metrics:
+            label = _HORIZON_METRICS.get(metric.split("@")[0], metric)
+            if "@" in metric:
+                label = f"net benefit at {float(metric.split('@')[1]):.0%}"
+            cells = [e(label)]
+            for h in horizons:
+                r = table_[(table_["horizon"] == h) & (table_["metric"] == metric)]
+                if len(r):
+                    r = r.iloc[0]
+                    cells.append(
+                        ci(
+                            {
+                                "estimate": r["estimate"],
+                                "lower": r["low"],
+                                "upper": r["high"],
+                            }
+                        )
+                    )
+                else:
+                    cells.append("–")
+            rows.append(cells)
+        text += table(headers, rows, set(range(1, len(horizons) + 1)))
+    else:
+        text += (
+            "<p>The evaluation data have no <code>fracture_month</code>: the "
+            "horizon metrics need when each woman fractured.</p>"
+        )
+    cov = ev.interval_coverage
+    meaning = e(rm.interval_meaning)
+    if cov is not None and len(cov):
+        rows = [
+            [
+                e(r.horizon),
+                fmt(r.coverage),
+                fmt(r.tertile_1),
+                fmt(r.tertile_2),
+                fmt(r.tertile_3),
+                fmt(r.median_width),
+            ]
+            for r in cov.itertuples()
+        ]
+        text += (
+            f"<h3>Intervals against the oracle</h3><p>The interval is {meaning}. "
+            "On these synthetic data every woman's true risk is known: the share "
+            "of true risks inside their 90% interval should be about 0.90 "
+            "overall and in each tertile of true risk.</p>"
+            + table(
+                [
+                    "horizon",
+                    "coverage",
+                    "lowest tertile",
+                    "middle tertile",
+                    "highest tertile",
+                    "median width",
+                ],
+                rows,
+                {1, 2, 3, 4, 5},
+            )
+        )
+    else:
+        text += f"<p>The interval is {meaning}.</p>"
+    return text
+
+
 def _count(value: Any) -> str:
     """A published count: a whole number, or the text that stands for a hidden one."""
     return f"{value:,}" if isinstance(value, int) else e(str(value))
@@ -1025,6 +1130,7 @@ def render_card(
             "Net benefit over threshold probabilities.",
             "decision-curve",
         ),
+        "horizons": _horizons(ev),
         "explanations": _explanations(ev),
         "subgroups": _subgroups(ev, min_cell),
         "recalibration": _recalibration(ev.external, rm),

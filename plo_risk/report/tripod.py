@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("calibration", "Calibration"),
     ("discrimination", "Discrimination (ROC curve)"),
     ("decision-curve", "Decision curve"),
+    ("horizons", "Risk over the months ahead"),
     ("explanations", "Explanations (SHAP)"),
     ("subgroups", "Subgroups"),
     ("recalibration", "Recalibration"),
