@@ -84,9 +84,15 @@ def main() -> None:
     ap.add_argument("--trial", type=int, default=20_000)
     ap.add_argument("--held-out", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument(
+        "--missingness",
+        choices=("realistic", "none"),
+        default="realistic",
+        help="of the training cohort and the trial",
+    )
     args = ap.parse_args()
     start = time.perf_counter()
-    model = fit(args.train, args.trial, "realistic", args.seed)
+    model = fit(args.train, args.trial, args.missingness, args.seed)
     interval = simulate_interval(model, n=20_000, seed=args.seed + 10)
     print(f"fitted in {time.perf_counter() - start:.0f} s: {model.interventions_}")
 

@@ -585,6 +585,24 @@ def _horizon_problems(section: Any, files: Mapping[str, Any]) -> list[str]:
         )
     elif section["family"] == "xgboost" and section.get("model_file") not in files:
         problems.append("horizon.model_file: not one of the bundle's files")
+    elif section["family"] == "xgboost":
+        course = section.get("course")
+        n_terms = len(course.get("terms") or []) if isinstance(course, dict) else 0
+        ok = (
+            isinstance(course, dict)
+            and n_terms > 0
+            and _finite(course.get("intercept"))
+            and all(
+                isinstance(course.get(k), list)
+                and len(course[k]) == n_terms
+                and all(_finite(v) for v in course[k])
+                for k in ("coef", "se", "mean")
+            )
+        )
+        if not ok:
+            problems.append(
+                "horizon.course: must hold finite coef, se and mean per course term"
+            )
     elif section["family"] == "logistic_regression" and not isinstance(
         section.get("logistic"), dict
     ):
@@ -613,6 +631,17 @@ def _horizon_problems(section: Any, files: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"horizon.calibration.{label}: must be [intercept, slope > 0], finite"
             )
+    fill = section.get("course_fill")
+    needed = {"plan", "low_vitamin_d", "calcium", "exclusive", "smoking"}
+    if not (
+        isinstance(fill, dict)
+        and needed <= set(fill)
+        and all(_finite(fill[k]) for k in needed)
+    ):
+        problems.append(
+            "horizon.course_fill: must give a finite value for "
+            + ", ".join(sorted(needed))
+        )
     prevalence = section.get("prevalence")
     if not isinstance(prevalence, dict) or not all(
         _finite(v, unit=True) for v in prevalence.values()

@@ -35,6 +35,7 @@ horizons costs what asking for the longest one costs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,8 @@ TIME_COLUMNS = (
 )
 # The longest follow-up after an assessment: from the start of the third trimester.
 _MAX_MONTHS = 21
+# The time columns the trees read (the course ahead is the course terms').
+_TREE_TIME = TIME_COLUMNS[:3]
 _XGB_DEFAULTS = {
     "n_estimators": 300,
     "max_depth": 4,
@@ -178,12 +181,30 @@ class Course:
     vitamin_d: np.ndarray
     calcium: np.ndarray
     smoking: np.ndarray
+    # From the record, unchanged by any intervention: exclusive breastfeeding at
+    # the assessment, smoking at the assessment.
+    exclusive: np.ndarray
+    smoked: np.ndarray
+    # 1 when 25(OH)D from now on is below 20 ng/mL (the expected share when not
+    # known); None until :func:`_filled`.
+    low_vitamin_d: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> Course:
-        return Course(*(getattr(self, f)[idx] for f in _COURSE_FIELDS))
+        low = None if self.low_vitamin_d is None else self.low_vitamin_d[idx]
+        return Course(
+            *(getattr(self, f)[idx] for f in _COURSE_FIELDS), low_vitamin_d=low
+        )
 
 
-_COURSE_FIELDS = ("a", "wean", "vitamin_d", "calcium", "smoking")
+_COURSE_FIELDS = (
+    "a",
+    "wean",
+    "vitamin_d",
+    "calcium",
+    "smoking",
+    "exclusive",
+    "smoked",
+)
 #: The interventions of the course ahead (:func:`course_of`'s ``changes``).
 COURSE_CHANGES = (
     "breastfeeding_now",
@@ -192,6 +213,17 @@ COURSE_CHANGES = (
     "calcium_intake_mg_day",
     "smoking",
 )
+
+
+def _record(X: pd.DataFrame) -> pd.DataFrame:
+    """The record as the trees read it: :data:`COURSE_RECORD_FIELDS` blanked."""
+    present = [c for c in COURSE_RECORD_FIELDS if c in X.columns]
+    if not present:
+        return X
+    out = X.copy()
+    for c in present:
+        out[c] = np.nan
+    return out
 
 
 def _num(X: pd.DataFrame, name: str) -> np.ndarray:
@@ -271,7 +303,132 @@ def course_of(X: pd.DataFrame, changes: Mapping[str, Any] | None = None) -> Cour
                 new = np.where(new == 1, np.nan, new)  # stopping only
             value = np.where(np.isnan(new), value, new)
         out[field] = value
-    return Course(a, wean, out["vitamin_d"], out["calcium"], out["smoking"])
+    return Course(
+        a,
+        wean,
+        out["vitamin_d"],
+        out["calcium"],
+        out["smoking"],
+        _num(X, "lactation_exclusive"),
+        _num(X, "smoking"),
+    )
+
+
+#: The course ahead as the hazard model's linear terms (log-odds per month),
+#: beside its trees for the record and the time: breastfeeding in the month (and
+#: while exclusive, in the first 6 months postpartum, with 25(OH)D below 20 ng/mL,
+#: the Institute of Medicine's deficiency: Ross et al., J Clin Endocrinol Metab
+#: 2011;96:53-58, doi:10.1210/jc.2010-2704), the months breastfed since the
+#: assessment, the months since weaning (and with calcium intake), smoking in the
+#: month and having stopped.
+COURSE_TERMS = (
+    "ct_breastfeeding",
+    "ct_breastfeeding_exclusive",
+    "ct_breastfeeding_first_6_months",
+    "ct_breastfeeding_exclusive_first_6_months",
+    "ct_breastfeeding_vitamin_d_below_20",
+    "ct_months_breastfed_since",
+    "ct_months_since_weaning",
+    "ct_months_since_weaning_x_calcium_g",
+    "ct_smoking",
+    "ct_stopped_smoking",
+)
+#: The fields each course term comes from (for explanations).
+COURSE_TERM_FIELDS = {
+    "ct_breastfeeding": ("breastfeeding_now", "lactation_planned_months"),
+    "ct_breastfeeding_exclusive": ("lactation_exclusive",),
+    "ct_breastfeeding_first_6_months": (
+        "breastfeeding_now",
+        "lactation_planned_months",
+    ),
+    "ct_breastfeeding_exclusive_first_6_months": ("lactation_exclusive",),
+    "ct_breastfeeding_vitamin_d_below_20": ("vitamin_d_25oh",),
+    "ct_months_breastfed_since": ("breastfeeding_now", "lactation_planned_months"),
+    "ct_months_since_weaning": ("lactation_planned_months", "lactation_months"),
+    "ct_months_since_weaning_x_calcium_g": ("calcium_intake_mg_day",),
+    "ct_smoking": ("smoking",),
+    "ct_stopped_smoking": ("smoking",),
+}
+#: Record fields the trees do not read: what they say about the months ahead is
+#: in the course terms, so the two cannot trade one effect between them.
+COURSE_RECORD_FIELDS = ("breastfeeding_now", "lactation_planned_months", "smoking")
+
+
+def _course_fill(X: pd.DataFrame) -> dict[str, float]:
+    """Typical values of the training records for what a record may not say about
+    the course ahead: the plan of women breastfeeding now, the share with 25(OH)D
+    below 20 ng/mL, the calcium intake, the share breastfeeding exclusively and
+    the share smoking. A linear term of an unknown value is its expected value."""
+
+    def mean(values: np.ndarray, default: float) -> float:
+        v = values[~np.isnan(values)]
+        return float(v.mean()) if v.size else default
+
+    feeding = _num(X, "breastfeeding_now") == 1
+    plan = _num(X, "lactation_planned_months")[feeding]
+    plan = plan[~np.isnan(plan)]
+    vitd = _num(X, "vitamin_d_25oh")
+    return {
+        "plan": float(np.median(plan)) if plan.size else 6.0,
+        "low_vitamin_d": mean(np.where(np.isnan(vitd), np.nan, vitd < 20), 0.0),
+        "calcium": mean(_num(X, "calcium_intake_mg_day"), 1000.0),
+        "exclusive": mean(_num(X, "lactation_exclusive"), 0.0),
+        "smoking": mean(_num(X, "smoking"), 0.0),
+    }
+
+
+def _filled(course: Course, fill: Mapping[str, float]) -> Course:
+    now = np.maximum(course.a, 0.0)
+    wean = np.where(np.isnan(course.wean), np.maximum(now, fill["plan"]), course.wean)
+    calcium = np.where(np.isnan(course.calcium), fill["calcium"], course.calcium)
+    smoking = np.where(np.isnan(course.smoking), fill["smoking"], course.smoking)
+    return dataclasses.replace(
+        course,
+        wean=wean,
+        calcium=calcium,
+        smoking=smoking,
+        exclusive=np.where(
+            np.isnan(course.exclusive), fill["exclusive"], course.exclusive
+        ),
+        smoked=np.where(np.isnan(course.smoked), fill["smoking"], course.smoked),
+        low_vitamin_d=np.where(
+            np.isnan(course.vitamin_d),
+            fill["low_vitamin_d"],
+            (course.vitamin_d < 20).astype(float),
+        ),
+    )
+
+
+def _course_terms(tv: np.ndarray, course: Course) -> np.ndarray:
+    """The course terms of every month, shape (n, months, len(COURSE_TERMS))."""
+    bf = np.nan_to_num(tv[..., 3])
+    since = np.nan_to_num(tv[..., 4])
+    weaned = np.nan_to_num(tv[..., 5])
+    vitd = tv[..., 6]
+    calcium = np.nan_to_num(tv[..., 7])
+    smoking = np.nan_to_num(tv[..., 8])
+    post = (tv[..., 1] >= 0).astype(float)
+    early = (tv[..., 1] < 6).astype(float)
+    excl = np.nan_to_num(course.exclusive)[:, None] * np.ones_like(bf)
+    if course.low_vitamin_d is not None:
+        low_d = course.low_vitamin_d[:, None] * np.ones_like(bf)
+    else:
+        low_d = np.where(np.isnan(vitd), 0.0, (vitd < 20).astype(float))
+    return np.stack(
+        [
+            bf,
+            bf * excl,
+            bf * early,
+            bf * excl * early,
+            bf * low_d,
+            since,
+            weaned * post,
+            weaned * post * calcium / 1000.0,
+            smoking,
+            np.nan_to_num(course.smoked)[:, None] * (1.0 - smoking),
+        ],
+        axis=-1,
+    )
 
 
 def _time_block(course: Course, months: int) -> tuple[np.ndarray, np.ndarray]:
@@ -383,6 +540,81 @@ def _xgb(params: Mapping[str, Any], signs: list[int], random_state: int):
     )
 
 
+class _TreesAndCourse:
+    """The champion's hazard: xgboost trees for the record and the time, plus a
+    logistic model of the course ahead (:data:`COURSE_TERMS`), fitted by
+    backfitting (Hastie & Tibshirani, *Generalized Additive Models*, Chapman &
+    Hall 1990, ch. 4): the trees on the course model's log-odds as offset, the
+    course model on the trees' as offset, ``backfit`` times. A course term whose
+    coefficient its data cannot tell from 0 (Wald test, |z| < 1.96) is set to 0:
+    an intervention acting only through it then changes nothing."""
+
+    def __init__(self, params: Mapping[str, Any], signs: list[int], seed: int):
+        self.params = dict(params)
+        self.backfit = int(self.params.pop("backfit", 3))
+        self.signs = signs
+        self.seed = seed
+
+    def fit(self, M: np.ndarray, C: np.ndarray, y: np.ndarray) -> _TreesAndCourse:
+        rate = float(np.clip(y.mean(), 1e-9, 1 - 1e-9))
+        beta = np.zeros(C.shape[1] + 1)
+        beta[0] = float(logit(rate))
+        D = np.column_stack([np.ones(len(C)), C])
+        for _ in range(max(self.backfit, 1)):
+            clf = _xgb({**self.params, "base_score": 0.5}, self.signs, self.seed)
+            with threadpool_limits(limits=1, user_api="openmp"):
+                clf.fit(M, y, base_margin=D @ beta)
+            self.booster = clf.get_booster()
+            trees = self._trees(M)
+            with one_blas_thread():
+                new, _, ok = logistic_irls(
+                    D, y.astype(float), np.ones(len(y)), beta=beta, offset=trees
+                )
+            if ok and np.all(np.isfinite(new)):
+                beta = new
+        kept = np.ones(C.shape[1], bool)
+        se = _wald_se(D, beta, trees)
+        z = np.abs(beta[1:]) / np.where(se[1:] > 0, se[1:], np.inf)
+        kept = z >= 1.96
+        if not kept.all():
+            Dk = D[:, np.r_[True, kept]]
+            with one_blas_thread():
+                bk, _, ok = logistic_irls(
+                    Dk,
+                    y.astype(float),
+                    np.ones(len(y)),
+                    beta=beta[np.r_[True, kept]],
+                    offset=trees,
+                )
+            if ok and np.all(np.isfinite(bk)):
+                beta = np.zeros_like(beta)
+                beta[np.r_[True, kept]] = bk
+        self.intercept_ = float(beta[0])
+        self.coef_ = beta[1:].copy()
+        self.se_ = se[1:]
+        self.kept_ = kept
+        self.course_mean_ = C.mean(axis=0)
+        return self
+
+    def _trees(self, M: np.ndarray) -> np.ndarray:
+        out = self.booster.inplace_predict(
+            np.ascontiguousarray(M, dtype=np.float32),
+            predict_type="margin",
+            validate_features=False,
+        )
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def margin(self, M: np.ndarray, C: np.ndarray) -> np.ndarray:
+        return self._trees(M) + self.intercept_ + C @ self.coef_
+
+
+def _wald_se(D: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Standard errors of a logistic fit from its Fisher information."""
+    p = expit(offset + D @ beta)
+    info = (D * (p * (1 - p))[:, None]).T @ D
+    return np.sqrt(np.abs(np.diag(np.linalg.pinv(info))))
+
+
 class _LogisticHazard:
     """Median imputation with indicators, standardisation, ridge logistic
     regression (C=1) with natural splines of the time columns: the comparator."""
@@ -472,12 +704,13 @@ class HazardModel:
         self.random_state = random_state
 
     # ---------------------------------------------------------------- fitting
-    def _new_learner(self, names: list[str]):
+    def _new_learner(self):
         if self.family == "xgboost":
             signs_of = monotone_constraints(self.features_, self._catalog())
-            signs = [int(signs_of.get(c, 0)) for c in names[: -len(TIME_COLUMNS)]]
-            signs += [_TIME_SIGNS.get(c, 0) for c in TIME_COLUMNS]
-            return _xgb(self.params, signs, self.random_state)
+            features = [str(c) for c in self.features_.get_feature_names_out()]
+            signs = [int(signs_of.get(c, 0)) for c in features]
+            signs += [0] * len(_TREE_TIME)
+            return _TreesAndCourse(self.params, signs, self.random_state)
         if self.family == "logistic_regression":
             return _LogisticHazard(self.params)
         raise ValueError(
@@ -522,9 +755,13 @@ class HazardModel:
         t = np.asarray(time, dtype=np.float64)
         d = np.asarray(event).astype(np.int8)
         rows, k, y = person_months(X, t, d)
-        self.features_ = build_pipeline(self._catalog()).fit(X)
+        self.features_ = build_pipeline(self._catalog()).fit(_record(X))
         base = self._base(X)
-        names = [*map(str, self.features_.get_feature_names_out()), *TIME_COLUMNS]
+        names = [
+            *map(str, self.features_.get_feature_names_out()),
+            *_TREE_TIME,
+            *COURSE_TERMS,
+        ]
         self.feature_names_ = names
         if int(y.sum()) < 2:
             raise ValueError(
@@ -532,20 +769,22 @@ class HazardModel:
             )
         if isinstance(changes, pd.DataFrame):
             changes = {c: changes[c].to_numpy() for c in changes.columns}
-        course = course_of(X, changes)
+        self.course_fill_ = _course_fill(X)
+        course = self._course(X, changes)
         self.interventions_ = _interventions_seen(changes or {}, d)
         tv, _ = _time_block(course, _MAX_MONTHS)
         oof = np.full((len(X), len(self.horizons)), np.nan)
         folds = StratifiedKFold(
             n_splits=self.cv, shuffle=True, random_state=self.random_state
         )
+        C = _course_terms(tv, course)
         for train, test in folds.split(np.zeros(len(X)), d):
             keep = np.isin(rows, train)
-            learner = self._fit_learner(base, tv, rows[keep], k[keep], y[keep], names)
+            learner = self._fit_learner(base, tv, C, rows[keep], k[keep], y[keep])
             oof[test] = self._cumulative(
                 learner, base[test], course.take(test), self.horizons
             )
-        self.learner_ = self._fit_learner(base, tv, rows, k, y, names)
+        self.learner_ = self._fit_learner(base, tv, C, rows, k, y)
         self.calibration_, self.prevalence_ = {}, {}
         a = course.a
         fixed = [h for h in self.horizons if h != END] or [END]
@@ -571,33 +810,43 @@ class HazardModel:
         self.n_events_ = int(d.sum())
         return self
 
-    def _fit_learner(self, base, tv, rows, k, y, names):
-        M = np.concatenate([base[rows], tv[rows, k]], axis=1).astype(np.float32)
-        learner = self._new_learner(names)
+    def _fit_learner(self, base, tv, C, rows, k, y):
+        M = np.concatenate([base[rows], tv[rows, k][:, : len(_TREE_TIME)]], axis=1)
+        learner = self._new_learner()
         if self.family == "xgboost":
-            with threadpool_limits(limits=1, user_api="openmp"):
-                learner.fit(M, y)
-            return learner.get_booster()
-        return learner.fit(M.astype(np.float64), y)
+            return learner.fit(M.astype(np.float32), C[rows, k], y)
+        return learner.fit(np.concatenate([M, C[rows, k]], axis=1), y)
+
+    def _course(self, X: pd.DataFrame, changes=None) -> Course:
+        """The course ahead (:func:`course_of`), what the record does not say filled
+        with the training data's typical value (:func:`_course_fill`)."""
+        return _filled(course_of(X, changes), self.course_fill_)
 
     def _base(self, X: pd.DataFrame) -> np.ndarray:
-        out = self.features_.transform(X)
+        out = self.features_.transform(_record(X))
         return np.asarray(out, dtype=np.float64)
 
     # ------------------------------------------------------------- predicting
-    def _margins(self, learner, base: np.ndarray, tv: np.ndarray) -> np.ndarray:
+    def _design(self, base: np.ndarray, tv: np.ndarray, course: Course):
+        """The trees' matrix and the course terms of every month, flattened."""
         n, months, _ = tv.shape
         M = np.concatenate(
-            [np.repeat(base, months, axis=0), tv.reshape(n * months, -1)], axis=1
+            [
+                np.repeat(base, months, axis=0),
+                tv.reshape(n * months, -1)[:, : len(_TREE_TIME)],
+            ],
+            axis=1,
         )
+        C = _course_terms(tv, course).reshape(n * months, -1)
+        return M, C
+
+    def _margins(self, learner, base: np.ndarray, tv: np.ndarray, course: Course):
+        n, months, _ = tv.shape
+        M, C = self._design(base, tv, course)
         if self.family == "xgboost":
-            out = learner.inplace_predict(
-                np.ascontiguousarray(M, dtype=np.float32),
-                predict_type="margin",
-                validate_features=False,
-            )
+            out = learner.margin(M, C)
         else:
-            out = learner.margin(M)
+            out = learner.margin(np.concatenate([M, C], axis=1))
         return np.asarray(out, dtype=np.float64).reshape(n, months)
 
     def _months_for(self, horizons, a: np.ndarray) -> int:
@@ -616,7 +865,7 @@ class HazardModel:
             return (empty, np.empty((0, 1))) if grid else empty
         months = self._months_for(horizons, course.a)
         tv, inside = _time_block(course, months)
-        hazard = expit(self._margins(learner, base, tv))
+        hazard = expit(self._margins(learner, base, tv, course))
         out = _accumulate(hazard, tv[..., 2], inside, course.a, horizons)
         if not grid:
             return out
@@ -628,9 +877,9 @@ class HazardModel:
     ) -> np.ndarray:
         """The monthly hazard of the months after the assessment, shape
         (n, 21); NaN past the window's end."""
-        course = course_of(X, changes)
+        course = self._course(X, changes)
         tv, inside = _time_block(course, _MAX_MONTHS)
-        h = expit(self._margins(self.learner_, self._base(X), tv))
+        h = expit(self._margins(self.learner_, self._base(X), tv, course))
         return np.where(inside, h, np.nan)
 
     def risk(
@@ -660,7 +909,7 @@ class HazardModel:
             One column per horizon (``risk_3m``, ..., ``risk_end``), indexed like X.
         """
         hs = tuple(parse_horizon(h) for h in (horizons or self.horizons))
-        course = course_of(X, changes)
+        course = self._course(X, changes)
         raw = self._cumulative(
             self.learner_, self._base(X), course, hs, grid=calibrated
         )
@@ -718,20 +967,26 @@ class HazardModel:
                 "explanations of a horizon risk need the xgboost hazard model; the "
                 f"{model.family} comparator has none"
             )
-        course = course_of(X, changes)
+        course = self._course(X, changes)
         n = len(X)
         base = model._base(X)
         months = model._months_for([h], course.a)
         tv, inside = _time_block(course, months)
-        M = np.concatenate(
-            [np.repeat(base, months, axis=0), tv.reshape(n * months, -1)], axis=1
-        )
-        raw = model.learner_.predict(
+        M, C = model._design(base, tv, course)
+        learner = model.learner_
+        trees = learner.booster.predict(
             DMatrix(np.ascontiguousarray(M, dtype=np.float32), missing=np.nan),
             pred_contribs=True,
             validate_features=False,
         )
-        raw = np.asarray(raw, dtype=np.float64).reshape(n, months, -1)
+        trees = np.asarray(trees, dtype=np.float64)
+        # Linear terms: exact SHAP values are coef * (value - training mean).
+        linear = (C - learner.course_mean_) * learner.coef_
+        bias_rows = (
+            trees[:, -1] + learner.intercept_ + learner.course_mean_ @ learner.coef_
+        )
+        raw = np.concatenate([trees[:, :-1], linear, bias_rows[:, None]], axis=1)
+        raw = raw.reshape(n, months, -1)
         span = _span(h, course.a)
         length = tv[..., 2]
         k = np.arange(months, dtype=np.float64)[None, :]
@@ -1022,8 +1277,19 @@ def horizon_state(model: HazardModel, interval: SimulatedInterval | None) -> dic
         "feature_names": list(model.feature_names_),
         "interventions": {k: dict(v) for k, v in model.interventions_.items()},
         "thresholds": dict(model.thresholds or {}),
+        "course_fill": {k: float(v) for k, v in model.course_fill_.items()},
         "interval": None,
     }
+    if model.family == "xgboost":
+        lr = model.learner_
+        state["course"] = {
+            "terms": list(COURSE_TERMS),
+            "intercept": float(lr.intercept_),
+            "coef": lr.coef_.tolist(),
+            "se": [float(x) for x in lr.se_],
+            "kept": [bool(x) for x in lr.kept_],
+            "mean": lr.course_mean_.tolist(),
+        }
     if model.family == "logistic_regression":
         lr = model.learner_
         state["logistic"] = {
@@ -1047,7 +1313,7 @@ def write_learner(model: HazardModel, path) -> None:
     """The xgboost hazard learner in xgboost's JSON format (nothing for the
     logistic comparator, whose coefficients are in the state)."""
     if model.family == "xgboost":
-        model.learner_.save_model(str(path))
+        model.learner_.booster.save_model(str(path))
 
 
 def horizon_from_state(
@@ -1073,10 +1339,24 @@ def horizon_from_state(
     model.interventions_ = {
         k: dict(v) for k, v in (state.get("interventions") or {}).items()
     }
+    model.course_fill_ = {k: float(v) for k, v in state["course_fill"].items()}
     if model.family == "xgboost":
         booster = Booster()
         booster.load_model(bytearray(booster_raw or b""))
-        model.learner_ = booster
+        course = state["course"]
+        if list(course["terms"]) != list(COURSE_TERMS):
+            raise ValueError(
+                "horizon.course.terms: written by another plo_risk (its course "
+                "terms differ from this one's)"
+            )
+        learner = _TreesAndCourse({}, [], 0)
+        learner.booster = booster
+        learner.intercept_ = float(course["intercept"])
+        learner.coef_ = np.asarray(course["coef"], dtype=float)
+        learner.se_ = np.asarray(course["se"], dtype=float)
+        learner.kept_ = np.asarray(course["kept"], dtype=bool)
+        learner.course_mean_ = np.asarray(course["mean"], dtype=float)
+        model.learner_ = learner
     else:
         lr = _LogisticHazard({})
         s = state["logistic"]
