@@ -547,16 +547,9 @@ def time_dependent_auroc(
     >>> round(time_dependent_auroc(time, event, risk, horizon=12), 4)
     0.825
     """
-    h = _check_horizon(horizon)
-    t, e = _check_time_event(time, event)
-    r = _check_probabilities(risk, "risk", t.shape[0])
-    train = _check_train(train_time, train_event)
-    _require_cases_controls(t, e, h, "the time-dependent AUROC", train=train)
-    try:
-        auc, _ = _sksurv_scores(t, e, r[:, None], np.array([h]), train)
-    except ValueError as exc:
-        raise _sksurv_error("the time-dependent AUROC", exc) from exc
-    return float(auc[0])
+    return _score_at(
+        time, event, risk, horizon, train_time, train_event, "the time-dependent AUROC"
+    )[0]
 
 
 def brier_at(
@@ -607,16 +600,24 @@ def brier_at(
     >>> round(brier_at(time, event, risk, horizon=12), 4)
     0.2791
     """
+    return _score_at(
+        time, event, risk, horizon, train_time, train_event, "the Brier score"
+    )[1]
+
+
+def _score_at(time, event, risk, horizon, train_time, train_event, what: str):
+    """(time-dependent AUROC, IPCW Brier) at one horizon, checked; ``what``
+    names the metric in errors."""
     h = _check_horizon(horizon)
     t, e = _check_time_event(time, event)
     r = _check_probabilities(risk, "risk", t.shape[0])
     train = _check_train(train_time, train_event)
-    _require_cases_controls(t, e, h, "the Brier score", train=train)
+    _require_cases_controls(t, e, h, what, train=train)
     try:
-        _, brier = _sksurv_scores(t, e, r[:, None], np.array([h]), train)
+        auc, brier = _sksurv_scores(t, e, r[:, None], np.array([h]), train)
     except ValueError as exc:
-        raise _sksurv_error("the Brier score", exc) from exc
-    return float(brier[0])
+        raise _sksurv_error(what, exc) from exc
+    return float(auc[0]), float(brier[0])
 
 
 def integrated_brier(
