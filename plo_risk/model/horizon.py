@@ -962,20 +962,19 @@ class HazardModel:
     ) -> HorizonExplanation:
         """Contributions of each column to the calibrated log-odds of the risk at
         ``horizon``: see :data:`EXPLANATION_MEANING`."""
-        model = self
         h = parse_horizon(horizon)
-        if model.family != "xgboost":
+        if self.family != "xgboost":
             raise ValueError(
                 "explanations of a horizon risk need the xgboost hazard model; the "
-                f"{model.family} comparator has none"
+                f"{self.family} comparator has none"
             )
         course = self._course(X, changes)
         n = len(X)
-        base = model._base(X)
-        months = model._months_for([h], course.a)
+        base = self._base(X)
+        months = self._months_for([h], course.a)
         tv, inside = _time_block(course, months)
-        M, C = model._design(base, tv, course)
-        learner = model.learner_
+        M, C = self._design(base, tv, course)
+        learner = self.learner_
         trees = learner.booster.predict(
             DMatrix(np.ascontiguousarray(M, dtype=np.float32), missing=np.nan),
             pred_contribs=True,
@@ -998,13 +997,13 @@ class HazardModel:
             w.sum(axis=1, keepdims=True) > 0, w.sum(axis=1, keepdims=True), 1
         )
         mean = np.einsum("nk,nkc->nc", w, raw)
-        values, bias = mean[:, :-1], mean[:, -1]
-        risk = model.risk(X, [h], changes=changes).to_numpy()[:, 0]
+        values = mean[:, :-1]
+        risk = self.risk(X, [h], changes=changes).to_numpy()[:, 0]
         target = logit(np.clip(risk, 1e-12, 1 - 1e-12))
         at_bias = expit(raw[..., -1])
         flat = _accumulate(at_bias, length, inside, course.a, [h])
         base_lo = logit(
-            np.clip(model.calibrate(flat, [h], course.a)[:, 0], 1e-12, 1 - 1e-12)
+            np.clip(self.calibrate(flat, [h], course.a)[:, 0], 1e-12, 1 - 1e-12)
         )
         total = values.sum(axis=1)
         gap = target - base_lo
@@ -1012,9 +1011,8 @@ class HazardModel:
         scale = np.where(same, gap / np.where(same, total, 1.0), 1.0)
         values = values * scale[:, None]
         base_out = np.where(same, base_lo, target - values.sum(axis=1))
-        del bias
         return HorizonExplanation(
-            values, base_out, target, list(model.feature_names_), base
+            values, base_out, target, list(self.feature_names_), base
         )
 
     def with_prevalence(self, prevalence: float, horizon: float | str = END):

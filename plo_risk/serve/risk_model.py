@@ -461,20 +461,9 @@ class RiskModel:
         return float(table[f"risk_{label}"].iloc[0])
 
     def _interval_at(self, assessment: RiskAssessment, months: Any):
-        label = self.horizon_label_of(months)
+        self.horizon_label_of(months)  # refuses a model without horizons
         changes = (assessment.intervention or {}).get("course_changes")
-        table = self.horizon_risks(
-            self._frame(assessment.record),
-            [parse_horizon(months)],
-            changes=changes,
-            intervals=True,
-        )
-        if f"risk_{label}_low" not in table.columns:
-            return None
-        return (
-            float(table[f"risk_{label}_low"].iloc[0]),
-            float(table[f"risk_{label}_high"].iloc[0]),
-        )
+        return self._interval_at_record(assessment.record, months, changes)
 
     def _baseline_at(self, months: Any) -> float | None:
         hm = self.horizon_model
@@ -487,11 +476,12 @@ class RiskModel:
     ) -> RiskAssessment:
         """What-if as an intervention from the assessment on (horizon models)."""
         hm = self.horizon_model
-        course, notes, unknown = {}, [], []
+        course, notes, unknown, unanswered = {}, [], [], []
         for name, value in changes.items():
             known, basis = intervention_support(hm, name)
             if not known:
                 unknown.append(f"{name}={value!r}: {basis}")
+                unanswered.append(name)
                 continue
             if name == "breastfeeding_now" and value is not False:
                 raise ValidationError(
@@ -541,10 +531,8 @@ class RiskModel:
             intervention={
                 "changes": {k: v for k, v in changes.items()},
                 "course_changes": course,
-                "answered": sorted(
-                    k for k in changes if k not in {u.split("=")[0] for u in unknown}
-                ),
-                "not_answered": [u.split("=")[0] for u in unknown],
+                "answered": sorted(k for k in changes if k not in unanswered),
+                "not_answered": unanswered,
                 "text": text,
             },
         )
@@ -936,10 +924,15 @@ class RiskModel:
         lo, hi = np.quantile(risks, [tail, 1 - tail])
         return float(lo), float(hi)
 
-    def _interval_at_record(self, canonical: Mapping[str, Any]):
-        label = self.default_horizon_label
+    def _interval_at_record(
+        self, canonical: Mapping[str, Any], months=None, changes=None
+    ):
+        """The 90% interval of a record's risk at ``months`` (default: the default
+        horizon), under ``changes`` from now on; None without intervals."""
+        h = self.default_horizon if months is None else parse_horizon(months)
+        label = horizon_label(h)
         table = self.horizon_risks(
-            self._frame(canonical), [self.default_horizon], intervals=True
+            self._frame(canonical), [h], changes=changes, intervals=True
         )
         if f"risk_{label}_low" not in table.columns:
             return None
