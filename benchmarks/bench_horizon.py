@@ -93,8 +93,15 @@ def main() -> None:
 
     big = generate_cohort(args.rows, setting="referral", seed=2)
     Xb = model_inputs(validate_frame(big, unknown="ignore").valid)
-    one = p50(lambda: hm.risk(Xb, [12]), 3)
-    three = p50(lambda: hm.risk(Xb, [3, 6, 12]), 3)
+    # Alternated, so that both see the same machine (a drift of the machine's
+    # speed between two blocks of runs would show up as a ratio).
+    ones, threes = [], []
+    for _ in range(5):
+        for hs, times in (([12], ones), ([3, 6, 12], threes)):
+            t = time.perf_counter()
+            hm.risk(Xb, hs)
+            times.append(time.perf_counter() - t)
+    one, three = float(np.median(ones)), float(np.median(threes))
     print(
         f"{len(Xb):,} rows: one horizon {one:.2f} s, three horizons {three:.2f} s, "
         f"ratio {three / one:.2f}x"

@@ -153,6 +153,16 @@ def test_risk_grows_with_the_horizon_and_equals_each_horizon_asked_alone(realist
     ]
 
 
+def test_one_patient_or_a_few_get_the_risks_of_the_same_rows_in_a_batch(realistic):
+    # A few rows take the feature pipeline's array path: the same risks, bit for
+    # bit, as the same rows inside a batch (pandas path).
+    X, _, _, _ = cohort(300, seed=42)
+    batch = realistic.risk(X, [3, 12, END])
+    for rows in ([0], [5], [1, 2, 3], list(range(40))):
+        few = realistic.risk(X.iloc[rows], [3, 12, END])
+        np.testing.assert_array_equal(few.to_numpy(), batch.iloc[rows].to_numpy())
+
+
 def test_calibrated_at_6_and_12_months_on_a_held_out_referral_cohort(realistic):
     X, t, d, _ = cohort(40_000, seed=42)
     risks = realistic.risk(X, [6, 12])

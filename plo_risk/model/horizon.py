@@ -52,7 +52,11 @@ from plo_risk.data.catalog import Catalog, load_catalog
 from plo_risk.data.schema import validate_frame
 from plo_risk.data.synthetic import generate_cohort, oracle_risk
 from plo_risk.model.families import XGBoostFamily
-from plo_risk.model.features import build_pipeline, monotone_constraints
+from plo_risk.model.features import (
+    ArrayPipeline,
+    build_pipeline,
+    monotone_constraints,
+)
 from plo_risk.model.glm import logistic_irls, one_blas_thread
 
 __all__ = [
@@ -652,6 +656,21 @@ class _LogisticHazard:
 # ----------------------------------------------------------------- the model
 
 
+# A frame of at most this many rows takes the feature pipeline's array path.
+_ARRAY_ROWS = 64
+
+
+class _Arrays:
+    """The array path of a fitted feature pipeline, or None where it has none."""
+
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+        try:
+            self.runner: ArrayPipeline | None = ArrayPipeline(pipeline)
+        except TypeError:
+            self.runner = None
+
+
 class HazardModel:
     """A discrete-time hazard model of the first fracture after the assessment.
 
@@ -825,6 +844,20 @@ class HazardModel:
         return _filled(course_of(X, changes), self.course_fill_)
 
     def _base(self, X: pd.DataFrame) -> np.ndarray:
+        if len(X) <= _ARRAY_ROWS:
+            # A few patients: the pipeline's own array code without sklearn's
+            # input checks and pandas between steps (the same values, bit for bit).
+            arrays = getattr(self, "_arrays", None)
+            if arrays is None or arrays.pipeline is not self.features_:
+                arrays = _Arrays(self.features_)
+                self._arrays = arrays
+            if arrays.runner is not None:
+                if len(X) == 1:
+                    row = X.to_dict("records")[0]
+                    for c in COURSE_RECORD_FIELDS:
+                        row.pop(c, None)
+                    return np.asarray(arrays.runner(row)[0], dtype=np.float64)
+                return np.asarray(arrays.runner(_record(X))[0], dtype=np.float64)
         out = self.features_.transform(_record(X))
         return np.asarray(out, dtype=np.float64)
 
