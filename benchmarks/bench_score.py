@@ -8,11 +8,15 @@ Prints, on the same generated population cohort:
 (b) ``explain="flagged"`` vs ``explain="none"`` — aim <= 1.3x;
 (c) peak RSS of scoring 1M vs 5M rows, each in a fresh process — aim: within
     20% of each other (memory flat in input size);
+(d) ``engine="dask"`` on a ``LocalCluster`` of 2 one-thread worker processes vs
+    the local engine, on the same 2M rows side by side (``explain="flagged"``),
+    with the same output checked;
 
 with the rows/s of each. Machines are noisy: read the ratios.
 
-    python benchmarks/bench_score.py               # 1M rows, RSS at 1M and 5M
+    python benchmarks/bench_score.py               # (a)-(c) at 1M rows, (d) at 2M
     python benchmarks/bench_score.py --rows 200000 --big-rows 1000000   # quick
+    python benchmarks/bench_score.py --only engines --rows 200000       # (d) only
 """
 
 from __future__ import annotations
@@ -77,12 +81,70 @@ print(json.dumps({{"rss_mib": int(hwm.split()[1]) / 1024,
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _bench_engines(risk_model, tmp: Path, rows: int, repeats: int) -> None:
+    """(d): the dask engine on 2 local worker processes vs the local engine."""
+    from distributed import LocalCluster
+
+    source = tmp / "engines.parquet"
+    _write_cohort(source, rows, seed=13)
+    # One OpenMP thread per worker: two workers on as many cores, not oversubscribed.
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"OMP_NUM_THREADS": "1"},
+    ) as cluster:
+        runs = {}
+
+        def run(engine: str, **kw):
+            runs[engine] = score_cohort(
+                risk_model,
+                source,
+                tmp / f"engine-{engine}",
+                resume=False,
+                progress=False,
+                engine=engine,
+                **kw,
+            )
+
+        # The workers load the model once: a warm-up run, as a long job amortizes it.
+        run("dask", scheduler=cluster.scheduler_address)
+        dask = _best(lambda: run("dask", scheduler=cluster.scheduler_address), repeats)
+        local = _best(lambda: run("local"), repeats)
+    a, b = runs["local"], runs["dask"]
+    same = (a.n_scored, a.n_rejected, a.mean_risk) == (
+        b.n_scored,
+        b.n_rejected,
+        b.mean_risk,
+    )
+    print(f"engines on {rows:,} rows ({len(a.parts)} parts, explain=flagged):")
+    print(f"  local engine:           {local:7.2f} s  {rows / local:12,.0f} rows/s")
+    print(f"  dask, 2 local workers:  {dask:7.2f} s  {rows / dask:12,.0f} rows/s")
+    print(
+        f"(d) dask / local rows/s:   {local / dask:5.2f}x  "
+        f"(same output: {'yes' if same else 'NO'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rows", type=int, default=None, help="default 1M for (a)-(c), 2M for (d)"
+    )
     parser.add_argument("--big-rows", type=int, default=5_000_000)
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=("all", "engines"), default="all")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_score_"))
 
@@ -98,6 +160,11 @@ def main() -> None:
         extra={"reference": reference_values(X)},
     )
     risk_model = RiskModel.load(bundle)
+    if args.only == "engines":
+        _bench_engines(risk_model, tmp, args.rows or 2_000_000, args.repeats)
+        return
+    given = args.rows
+    args.rows = given or 1_000_000
 
     source = tmp / "cohort.parquet"
     _write_cohort(source, args.rows, seed=7)
@@ -169,6 +236,7 @@ def main() -> None:
         f"(c) peak RSS big / small:      {big_rss['rss_mib'] / small_rss['rss_mib']:5.2f}x"
         "  (aim within 1.2)"
     )
+    _bench_engines(risk_model, tmp, given or 2_000_000, args.repeats)
 
 
 if __name__ == "__main__":

@@ -849,7 +849,7 @@ def score(
             f"scored rows: {out}/part-*.parquet", soft_wrap=True, highlight=False
         )
         console.print(
-            f"rejected rows with reasons: {out}/rejects/part-*.parquet",
+            f"rejected rows with reasons: {out}/_rejects/part-*.parquet",
             soft_wrap=True,
             highlight=False,
         )
@@ -1022,7 +1022,7 @@ def demo(
     outputs["scored population (risk, category, reasons)"] = (
         f"{summary.out_dir}/part-*.parquet"
     )
-    outputs["rejected rows with reasons"] = f"{summary.out_dir}/rejects/part-*.parquet"
+    outputs["rejected rows with reasons"] = f"{summary.out_dir}/_rejects/part-*.parquet"
     outputs["champion"] = (
         f"models:/{REGISTERED_NAME}@"
         f"{CHAMPION_ALIAS} ({result.champion or 'kept'}, "

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
+THRESHOLDS = {"moderate": 0.02, "high": 0.10}
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -79,3 +81,34 @@ def mlflow_server(
 def start_mlflow():
     """The :func:`mlflow_server` context manager, as a fixture."""
     return mlflow_server
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    """A small xgboost bundle (4,000 rows, 40 trees) saved to a folder."""
+    from plo_risk.data.reference import reference_values
+    from plo_risk.data.schema import validate_frame
+    from plo_risk.data.synthetic import generate_cohort
+    from plo_risk.model.bundle import save_bundle
+    from plo_risk.model.zoo import make_model
+
+    valid = validate_frame(generate_cohort(4000, seed=31)).valid
+    y = valid["fracture"].to_numpy()
+    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
+    model = make_model(
+        "xgboost", params={"n_estimators": 40}, cv=3, thresholds=THRESHOLDS
+    ).fit(X, y)
+    return save_bundle(
+        model,
+        tmp_path_factory.mktemp("b") / "bundle",
+        model_name="xgboost",
+        extra={"reference": reference_values(X)},
+    )
+
+
+@pytest.fixture(scope="module")
+def model(bundle_path):
+    """The :func:`bundle_path` bundle, loaded."""
+    from plo_risk.serve import RiskModel
+
+    return RiskModel.load(bundle_path)

@@ -125,7 +125,7 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
         "assessment.json",
         "model_card.html",
         "population_cohort.csv",
-        "scored/manifest.json",
+        "scored/_manifest.json",
     ):
         assert (out / name).is_file()
     assert "PLO fracture risk:" in result.output
@@ -145,7 +145,7 @@ def test_demo_writes_what_it_names(tmp_path, monkeypatch):
     for p in paths:
         assert list(Path("/").glob(p.lstrip("/"))), f"named but missing: {p}"
     # Nothing lost in the population scoring: scored + rejected = 100,000 rows.
-    manifest = json.loads((out / "scored" / "manifest.json").read_text())
+    manifest = json.loads((out / "scored" / "_manifest.json").read_text())
     assert manifest["n_scored"] + manifest["n_rejected"] == 100_000
     assert manifest["n_rejected"] == 500
 

@@ -20,37 +20,12 @@ from typer.testing import CliRunner
 from plo_risk import ScoreSummary, score_cohort
 from plo_risk.cli import app
 from plo_risk.data.catalog import load_catalog
-from plo_risk.data.reference import reference_values
-from plo_risk.data.schema import validate_frame
 from plo_risk.data.synthetic import generate_cohort
-from plo_risk.model.bundle import save_bundle
-from plo_risk.model.zoo import make_model
 from plo_risk.serve import RiskModel
 from plo_risk.serve.scoring import ScoringError, score_frame
 
 THRESHOLDS = {"moderate": 0.02, "high": 0.10}
 OUTPUT = ["row", "patient_id", "risk", "category", "model_version"]
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    valid = validate_frame(generate_cohort(4000, seed=31)).valid
-    y = valid["fracture"].to_numpy()
-    X = valid.drop(columns=["patient_id", "fracture", "true_risk"])
-    model = make_model(
-        "xgboost", params={"n_estimators": 40}, cv=3, thresholds=THRESHOLDS
-    ).fit(X, y)
-    return save_bundle(
-        model,
-        tmp_path_factory.mktemp("b") / "bundle",
-        model_name="xgboost",
-        extra={"reference": reference_values(X)},
-    )
-
-
-@pytest.fixture(scope="module")
-def model(bundle_path):
-    return RiskModel.load(bundle_path)
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +176,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(bundle_path, model, tmp
     pd.testing.assert_frame_equal(resumed.read(), fresh.read())
     pd.testing.assert_frame_equal(resumed.read(rejects=True), fresh.read(rejects=True))
     assert resumed.n_scored + resumed.n_rejected == 12_000
-    assert not list(out.glob(".*tmp*")) and not list(out.glob("rejects/.*tmp*"))
+    assert not list(out.glob(".*tmp*")) and not list(out.glob("_rejects/.*tmp*"))
 
 
 def test_another_model_or_input_on_the_same_out_dir_is_refused(
@@ -589,7 +564,7 @@ def test_a_second_run_on_a_busy_out_folder_is_refused(bundle_path, model, tmp_pa
     finally:
         stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr.decode()[-2000:]
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["n_input"] == 150_000
     assert manifest["model_version"] == model.version  # one model's rows only
     # once it is done the folder is free again: the same job resumes every part
@@ -868,7 +843,7 @@ def test_a_full_disk_is_one_clear_error_nothing_half_written_and_resume_finishes
     out = tmp_path / "out"
     with pytest.raises(DiskFullError, match=r"the disk is full .* free some space"):
         score_cohort(model, cohort_file, out, chunk_rows=1500)
-    assert not list(out.glob(".*tmp*")) and not list(out.glob("rejects/.*tmp*"))
+    assert not list(out.glob(".*tmp*")) and not list(out.glob("_rejects/.*tmp*"))
     assert not (out / "_SUCCESS").exists()
     for part in out.glob("**/part-*.parquet"):
         pq.read_metadata(part)  # every part under a final name is whole

@@ -5,15 +5,21 @@
 rows, predicts, explains the flagged ones and writes::
 
     out_dir/
-      part-00000.parquet          row, patient_id, risk, category, model_version,
-      part-00001.parquet          factor_1, contribution_1, ... (explained rows)
-      rejects/part-00000.parquet  row, patient_id, field, value, reason, message
-      _job.json                   what this folder is a run of (model, input, options)
-      manifest.json               counts, model version, input fingerprint (at the end)
-      _SUCCESS                    written last
+      part-00000.parquet           row, patient_id, risk, category, model_version,
+      part-00001.parquet           factor_1, contribution_1, ... (explained rows)
+      _rejects/part-00000.parquet  row, patient_id, field, value, reason, message
+      _job.json                    what this folder is a run of (model, input, options)
+      _manifest.json               counts, model version, input fingerprint (at the end)
+      _SUCCESS                     written last
+
+The folder is one Parquet dataset of the scored rows, one schema in every part:
+readers skip names that begin with ``_`` or ``.`` (pyarrow, Spark, Hive), so
+``pyarrow.dataset.dataset(out_dir)``, ``spark.read.parquet(out_dir)`` and DuckDB's
+``read_parquet('out_dir/*.parquet')`` read exactly the parts; the rejects are
+their own dataset, ``out_dir/_rejects``.
 
 ``row`` is the 0-based position of the row in the input, so every input row is
-either in a ``part-*`` file or in a ``rejects/part-*`` file with its reason
+either in a ``part-*`` file or in a ``_rejects/part-*`` file with its reason
 (``n_scored + n_rejected + n_unreadable == n_input``). A CSV line that cannot be
 read (ragged, not UTF-8, a broken quote) is a reject naming its line number; a
 Parquet row group that cannot be decoded is one reject entry covering exactly its
@@ -125,7 +131,10 @@ _LOG_EVERY = 10.0
 _EXPECTED_WARN = 3.0
 _PART = "part-{:05d}.parquet"
 _JOB = "_job.json"
-_MANIFEST = "manifest.json"
+_MANIFEST = "_manifest.json"
+_REJECTS = "_rejects"
+# The layout before the folder was a dataset: removed when a folder is reused.
+_LEGACY = ("manifest.json", "rejects/part-*.parquet")
 _SUCCESS = "_SUCCESS"
 _LOCK = ".lock"
 # Row ids and counts of a part live in its Parquet footer, so a resumed run reads
@@ -475,7 +484,7 @@ def _write_part(
     }
     # Rejects first: the scored part's existence marks the chunk as complete.
     _write_atomic(
-        _arrow(rejects, _REJECT_TYPES, meta), out / "rejects" / _PART.format(index)
+        _arrow(rejects, _REJECT_TYPES, meta), out / _REJECTS / _PART.format(index)
     )
     _write_atomic(_arrow(scored, _SCORED_TYPES, meta), out / _PART.format(index))
     return meta
@@ -539,18 +548,23 @@ def _prepare_out_dir(out: Path, job: dict, resume: bool) -> None:
                 "folder; use an empty or new folder"
             )
         _clear(out)
-    (out / "rejects").mkdir(parents=True, exist_ok=True)
+    for pattern in _LEGACY:
+        for old in out.glob(pattern):
+            old.unlink()
+    with contextlib.suppress(OSError):
+        (out / "rejects").rmdir()
+    (out / _REJECTS).mkdir(parents=True, exist_ok=True)
     if not job_file.exists():
         write_text_atomic(job_file, json.dumps(job, indent=2, sort_keys=True))
     # Leftovers of a killed run: temporary files are never complete.
-    for stale in [*out.glob(TEMP_GLOB), *(out / "rejects").glob(TEMP_GLOB)]:
+    for stale in [*out.glob(TEMP_GLOB), *(out / _REJECTS).glob(TEMP_GLOB)]:
         stale.unlink(missing_ok=True)
 
 
 def _clear(out: Path) -> None:
     for pattern in (
         "part-*.parquet",
-        "rejects/part-*.parquet",
+        f"{_REJECTS}/part-*.parquet",
         _JOB,
         _MANIFEST,
         _SUCCESS,
@@ -561,7 +575,7 @@ def _clear(out: Path) -> None:
 
 def _finished(out: Path, index: int) -> dict | None:
     part = out / _PART.format(index)
-    if not part.exists() or not (out / "rejects" / _PART.format(index)).exists():
+    if not part.exists() or not (out / _REJECTS / _PART.format(index)).exists():
         return None
     return _part_meta(part)
 
@@ -1035,7 +1049,7 @@ def _finish(out: Path, job: dict, metas, resumed: int, model, seconds: float):
     n_resumed_rows = sum(m["n_input"] for m in metas if m.get("resumed"))
     empty, mean_risk, notes = _review(job, metas, model, n_scored)
     parts = [out / _PART.format(m["part"]) for m in metas]
-    rejects = [out / "rejects" / _PART.format(m["part"]) for m in metas]
+    rejects = [out / _REJECTS / _PART.format(m["part"]) for m in metas]
     manifest = {
         **{k: job[k] for k in ("model_version", "input", "input_fingerprint")},
         "options": {
