@@ -975,7 +975,7 @@ def _dask_chunk(piece: Piece, key: str, files, job: dict):
 def _run_dask(model, src: Source, out: Path, job: dict, scheduler, mode: str):
     try:
         # optional: the dask extra, only for engine="dask"
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, KilledWorker, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - the test extras install it
         raise ScoringError(
             "engine='dask' needs dask.distributed: pip install 'plo-risk[dask]'"
@@ -1020,7 +1020,17 @@ def _run_dask(model, src: Source, out: Path, job: dict, scheduler, mode: str):
             futures[fut] = (index, piece.start)
         for fut in as_completed(list(futures)):
             index, start = futures[fut]
-            chunk, scored, rejects, stats = fut.result()
+            try:
+                chunk, scored, rejects, stats = fut.result()
+            except KilledWorker as exc:
+                # Its workers died each time they ran it (the scheduler's
+                # allowed-failures): the parts written so far are kept.
+                raise ScoringError(
+                    f"piece {index} (input rows {start}-{start + plan[index].rows - 1}) "
+                    f"killed every dask worker that ran it ({exc}); the "
+                    f"{len(metas)} parts finished are kept: run the same command "
+                    "again to resume"
+                ) from None
             metas[index] = _write_part(out, index, start, chunk, scored, rejects, stats)
             bar.advance(chunk.n_input)
     finally:
