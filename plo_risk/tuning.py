@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
@@ -117,8 +118,6 @@ def _search(
     experiment_id: str,
     say: Callable[[str], None],
 ) -> TunedModel:
-    import optuna  # optional heavy import: only when tuning
-
     cfg: TuneConfig = spec.tune  # type: ignore[assignment]
     seed = exp.seed if cfg.seed is None else cfg.seed
     maximize = _MAXIMIZE[cfg.metric]
