@@ -29,7 +29,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from plo_risk import training, web
+from plo_risk import training, tuning, web
 from plo_risk.data.catalog import catalog_markdown, load_catalog
 from plo_risk.data.ingest import RegistryError
 from plo_risk.data.ingest import ingest as run_ingest
@@ -452,11 +452,18 @@ def _with_progress(run, quiet: bool):
 def _run_experiment(kind: str, config: Path, quiet: bool):
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    run = training.compare if kind == "compare" else training.train
+    run = {
+        "compare": training.compare,
+        "train": training.train,
+        "tune": tuning.tune_experiment,
+    }[kind]
     try:
         result = _with_progress(lambda say: run(config, progress=say), quiet)
     except (training.ConfigError, training.PromotionError, FileNotFoundError) as exc:
         _fail(str(exc))
+    if kind == "tune":
+        console.print(_tuned_table(result))
+        result = result.compare
     console.print(_leaderboard_table(result))
     if result.champion:
         console.print(
@@ -486,6 +493,42 @@ def train(
 ) -> None:
     """Train the experiment's model(s), evaluate them and log MLflow runs."""
     _run_experiment("train", config, quiet)
+
+
+def _tuned_table(result) -> Table:
+    """Each search: its best cross-validated value and parameters."""
+    table = Table(
+        title="searches (CV inside the training data)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for title in ("model", "trials", "best CV", "best params"):
+        table.add_column(title, overflow="fold")
+    for t in result.tuned:
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in t.best_params.items()
+        )
+        table.add_row(
+            t.name,
+            f"{t.n_trials} ({t.n_pruned} pruned)",
+            f"{t.metric} {t.best_value:.4f}",
+            params,
+        )
+    return table
+
+
+@app.command()
+def tune(
+    config: Annotated[
+        Path,
+        typer.Option(help="Experiment YAML with tune sections (training/tune.yaml)."),
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
+) -> None:
+    """Tune each model's hyperparameters (Optuna, CV on the training data), then
+    refit the best and compare it with the given ones on the held-out data."""
+    _run_experiment("tune", config, quiet)
 
 
 @app.command()

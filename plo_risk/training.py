@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pydantic
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from sklearn.model_selection import train_test_split
 
@@ -113,11 +114,14 @@ __all__ = [
     "Experiment",
     "ModelResult",
     "ModelSpec",
+    "SearchParam",
+    "TuneConfig",
     "compare",
     "default_tracking_uri",
     "ensure_tracking_uri",
     "load_data",
     "load_experiment",
+    "run_planned",
     "train",
 ]
 
@@ -206,6 +210,80 @@ class DataConfig(ConfigModel):
         return self
 
 
+class SearchParam(ConfigModel):
+    """One hyperparameter of a search space (``tune.space.<name>``), as Optuna's
+    ``suggest_float``/``suggest_int``/``suggest_categorical`` take it."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError(
+                    f"type categorical needs a non-empty 'choices' list; got "
+                    f"choices={self.choices!r}"
+                )
+            given = sorted({"low", "high", "log"} & self.model_fields_set)
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} not read with type categorical (it reads "
+                    "choices); use type float or int for a range"
+                )
+            return self
+        if self.choices is not None:
+            raise ValueError(
+                f"choices={self.choices!r} is only read with type categorical; "
+                f"type {self.type} reads low, high and log"
+            )
+        if self.low is None or self.high is None:
+            raise ValueError(
+                f"type {self.type} needs both 'low' and 'high'; got "
+                f"low={self.low!r}, high={self.high!r}"
+            )
+        if not self.low < self.high:
+            raise ValueError(f"low={self.low!r} must be below high={self.high!r}")
+        if self.type == "int" and not (
+            float(self.low).is_integer() and float(self.high).is_integer()
+        ):
+            raise ValueError(
+                f"type int needs whole numbers; got low={self.low!r}, "
+                f"high={self.high!r}"
+            )
+        if self.log and not self.low > 0:
+            raise ValueError(
+                f"log: true needs low > 0 (a log scale); got low={self.low!r}"
+            )
+        return self
+
+    def values_to_check(self) -> list[Any]:
+        """The values that must be valid hyperparameters: the ends or the choices."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        if self.type == "int":
+            return [int(self.low), int(self.high)]  # type: ignore[arg-type]
+        return [float(self.low), float(self.high)]  # type: ignore[arg-type]
+
+
+class TuneConfig(ConfigModel):
+    """``models[i].tune``: a hyperparameter search (:mod:`plo_risk.tuning`).
+
+    ``cv`` stratified folds of the training data only score each trial by
+    ``metric``; ``seed`` (default: the experiment's) seeds Optuna's TPE sampler.
+    """
+
+    n_trials: int = Field(20, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    seed: int | None = None
+    cv: int = Field(3, ge=2)
+    metric: Literal["auroc", "log_loss"] = "auroc"
+    space: dict[str, SearchParam] = Field(min_length=1)
+
+
 class ModelEntry(ConfigModel):
     """One entry of ``models``: a family with its hyperparameters.
 
@@ -216,6 +294,7 @@ class ModelEntry(ConfigModel):
     name: str
     family: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    tune: TuneConfig | None = None
 
 
 class CVConfig(ConfigModel):
@@ -293,6 +372,8 @@ class ModelSpec:
     name: str
     family: str
     params: dict[str, Any]
+    #: The search space and budget when the model is tuned (``plo-risk tune``).
+    tune: TuneConfig | None = None
 
 
 class Experiment(ConfigModel):
@@ -359,7 +440,7 @@ def _model_specs(models: list[ModelEntry]) -> tuple[ModelSpec, ...]:
         if m.family is None and counts[name] > 1:
             seen[name] += 1
             name = f"{name}-{seen[name]}"
-        specs.append(ModelSpec(name, family, dict(m.params)))
+        specs.append(ModelSpec(name, family, dict(m.params), m.tune))
     return tuple(specs)
 
 
@@ -393,6 +474,7 @@ def _model_problems(raw: Any) -> list[str]:
             problems += [
                 f"{where}.params: {msg}" for msg in fam.check_params(known_params)
             ]
+            problems += _space_problems(m.get("tune"), f"{where}.tune.space", fam)
             signature = (family, repr(sorted(params.items(), key=lambda kv: kv[0])))
             if signature in seen:
                 problems.append(
@@ -407,6 +489,29 @@ def _model_problems(raw: Any) -> list[str]:
         for name, n in names.items()
         if n > 1
     ]
+    return problems
+
+
+def _space_problems(tune: Any, where: str, fam) -> list[str]:
+    """A search space's names must be the family's hyperparameters, and its ends
+    (or choices) values the family accepts."""
+    space = tune.get("space") if isinstance(tune, Mapping) else None
+    if not isinstance(space, Mapping):
+        return []
+    problems, known = [], fam.known_params()
+    for name, spec in space.items():
+        if name not in known:
+            problems.append(unknown_key_problem(f"{where} ({fam.name})", name, known))
+            continue
+        try:
+            values = SearchParam.model_validate(spec).values_to_check()
+        except (pydantic.ValidationError, TypeError, ValueError):
+            continue  # reported by the schema, with its key path
+        for value in values:
+            problems += [
+                f"{where}.{name}: {value!r} is not a valid value: {msg}"
+                for msg in fam.check_params({name: value})
+            ]
     return problems
 
 
@@ -456,7 +561,7 @@ def load_experiment(config: str | Path | Mapping[str, Any] | Experiment) -> Expe
 
 
 #: The experiments shipped with the package (``training/<name>.yaml``).
-SHIPPED_EXPERIMENTS = ("baseline", "compare")
+SHIPPED_EXPERIMENTS = ("baseline", "compare", "tune")
 
 
 def _experiment_file(config: str | Path) -> str | Path:
@@ -1205,9 +1310,12 @@ def _run(
     nested: bool,
     tracking_uri: str | None,
     progress: Callable[[str], None] | None,
+    plan: Callable[..., list[ModelSpec]] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> CompareResult:
     say = progress or (lambda _msg: None)
-    specs = exp.model_specs
+    specs = list(exp.model_specs)
     say("loading and validating the data")
     train_ds, test_ds = load_data(exp)
     say(
@@ -1223,7 +1331,8 @@ def _run(
         parent = (
             mlflow.start_run(
                 experiment_id=exp_id,
-                run_name=f"{exp.name}" + (" (compare)" if nested else ""),
+                run_name=run_name or (f"{exp.name}" + (" (compare)" if nested else "")),
+                tags=dict(tags or {}) or None,
             )
             if nested
             else None
@@ -1231,6 +1340,12 @@ def _run(
         try:
             if parent is not None:
                 parent_id = parent.info.run_id
+                if exp.source_file:
+                    mlflow.log_artifact(exp.source_file, "config")
+            if plan is not None:
+                # Sees the training data only: the held-out set is never passed.
+                specs = plan(train_ds, mlflow=mlflow, experiment_id=exp_id, say=say)
+            if parent is not None:
                 mlflow.log_params(
                     {
                         "experiment": exp.name,
@@ -1238,8 +1353,6 @@ def _run(
                         "champion_metric": metric,
                     }
                 )
-                if exp.source_file:
-                    mlflow.log_artifact(exp.source_file, "config")
             horizon = _fit_horizon(exp, train_ds, say)
             for spec in specs:
                 result = _fit_one(spec, exp, train_ds, test_ds, say)
@@ -1334,6 +1447,49 @@ def train(
     """
     exp = load_experiment(config)
     return _run(exp, nested=False, tracking_uri=tracking_uri, progress=progress)
+
+
+def run_planned(
+    exp: Experiment,
+    plan: Callable[..., list[ModelSpec]],
+    *,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> CompareResult:
+    """:func:`compare` with the models chosen inside its parent run.
+
+    ``plan(train, mlflow=..., experiment_id=..., say=...)`` gets the training
+    :class:`Dataset` only (never the held-out one) while the parent run is
+    active, may log nested runs of its own, and returns the :class:`ModelSpec`
+    list that is then fitted, evaluated, logged and put to the champion rule
+    exactly as :func:`compare` does (:func:`plo_risk.tuning.tune_experiment`).
+
+    Parameters
+    ----------
+    exp : Experiment
+    plan : callable
+    tracking_uri : str, default=None
+    progress : callable, default=None
+    run_name : str, default=None
+        The parent run's name (default: the experiment's).
+    tags : dict, default=None
+        Tags of the parent run.
+
+    Returns
+    -------
+    CompareResult
+    """
+    return _run(
+        exp,
+        nested=True,
+        tracking_uri=tracking_uri,
+        progress=progress,
+        plan=plan,
+        run_name=run_name,
+        tags=tags,
+    )
 
 
 def compare(

@@ -23,6 +23,7 @@ VERBS = (
     "ingest",
     "train",
     "compare",
+    "tune",
     "assess",
     "score",
     "report",
