@@ -19,13 +19,22 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from plo_risk.data.synthetic import ORACLE_COLUMN, OUTCOME_COLUMN, generate_cohort
+from plo_risk.model.features import build_pipeline
+from plo_risk.model.glm import logistic_irls
 
 __all__ = [
     "PlanningError",
     "SampleSize",
     "cox_snell_from_c_statistic",
+    "SimulationCheck",
     "sample_size",
+    "simulation_check",
 ]
 
 _Z = 1.96  # two-sided 95% normal quantile, as pmsampsize uses it
@@ -321,4 +330,118 @@ def sample_size(
         max_r2=float(max_r2),
         r2_nagelkerke=float(r2 / max_r2),
         shrinkage=max(shrinkage, s2),
+    )
+
+
+@dataclass(frozen=True)
+class SimulationCheck:
+    """How often a model developed on ``n`` patients is well calibrated.
+
+    Attributes
+    ----------
+    n : int
+        Development cohort size.
+    repetitions : int
+    slopes : tuple of float
+        Calibration slope of each repetition on the independent validation cohort.
+    share_slope_ok : float
+        Share of repetitions with calibration slope >= ``threshold``.
+    threshold : float
+    """
+
+    n: int
+    repetitions: int
+    slopes: tuple[float, ...]
+    share_slope_ok: float
+    threshold: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.share_slope_ok:.0%} of {self.repetitions} development cohorts "
+            f"of {self.n} had calibration slope >= {self.threshold} "
+            f"(median {np.median(self.slopes):.2f})"
+        )
+
+
+def _calibration_slope(p: np.ndarray, y: np.ndarray) -> float:
+    lp = special.logit(np.clip(p, 1e-12, 1 - 1e-12))
+    design = np.column_stack([np.ones_like(lp), lp])
+    beta, _, _ = logistic_irls(design, y, np.ones_like(lp), beta=np.array([0.0, 1.0]))
+    return float(beta[1])
+
+
+def simulation_check(
+    n: int,
+    *,
+    repetitions: int = 100,
+    setting: str = "referral",
+    prevalence: float | None = None,
+    validation_n: int = 50_000,
+    threshold: float = 0.9,
+    seed: int = 0,
+) -> SimulationCheck:
+    """Check a planned N on the synthetic generator.
+
+    Draws ``repetitions`` development cohorts of ``n`` from
+    :func:`~plo_risk.data.synthetic.generate_cohort`, fits an unpenalised logistic
+    regression on the package's feature pipeline (imputed) to each, and measures
+    its calibration slope on one large independent cohort.
+
+    Parameters
+    ----------
+    n : int
+        Development cohort size, e.g. ``sample_size(...).n``.
+    repetitions : int, default=100
+    setting : {"population", "referral"}, default="referral"
+    prevalence : float, default=None
+        Outcome prevalence of the generator (its default when None).
+    validation_n : int, default=50_000
+    threshold : float, default=0.9
+    seed : int, default=0
+
+    Returns
+    -------
+    SimulationCheck
+
+    Raises
+    ------
+    PlanningError
+        If ``n``, ``repetitions`` or ``validation_n`` is not a positive integer.
+    """
+    for name, value in [("n", n), ("repetitions", repetitions)]:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise PlanningError(f"{name}={value!r}: must be a whole number >= 1")
+        if value < 1:
+            raise PlanningError(f"{name}={value!r}: must be a whole number >= 1")
+    if not isinstance(validation_n, (int, np.integer)) or validation_n < 100:
+        raise PlanningError(
+            f"validation_n={validation_n!r}: must be a whole number >= 100"
+        )
+    common = {"setting": setting, "prevalence": prevalence, "outcomes": "binary"}
+    valid = generate_cohort(validation_n, seed=seed, **common)
+    y_valid = valid[OUTCOME_COLUMN].to_numpy(dtype=np.float64)
+    slopes = []
+    for rep in range(repetitions):
+        dev = generate_cohort(n, seed=seed + 1 + rep, **common)
+        y = dev[OUTCOME_COLUMN].to_numpy()
+        if y.min() == y.max():  # no events: no model; counts as a failure
+            slopes.append(math.nan)
+            continue
+        model = make_pipeline(
+            build_pipeline(impute=True),
+            StandardScaler(),
+            LogisticRegression(C=np.inf, max_iter=2000),
+        )
+        model.fit(dev.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN]), y)
+        p = model.predict_proba(valid.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN]))[
+            :, 1
+        ]
+        slopes.append(_calibration_slope(p, y_valid))
+    ok = np.array([s >= threshold for s in slopes])
+    return SimulationCheck(
+        n=int(n),
+        repetitions=int(repetitions),
+        slopes=tuple(slopes),
+        share_slope_ok=float(ok.mean()),
+        threshold=threshold,
     )

@@ -143,3 +143,20 @@ def test_n_monotone_in_parameters(p, prevalence, r2):
 def test_invalid_prevalence_raises(prevalence):
     with pytest.raises(PlanningError, match="prevalence="):
         sample_size(parameters=5, prevalence=prevalence, r2=0.05)
+
+
+def test_simulation_check_reports_a_share():
+    """Tiny run: two repetitions on a small validation cohort, to keep it fast."""
+    from plo_risk.planning import simulation_check
+
+    check = simulation_check(400, repetitions=2, validation_n=1000, seed=1)
+    assert check.repetitions == len(check.slopes) == 2
+    assert 0.0 <= check.share_slope_ok <= 1.0
+    assert "calibration slope" in str(check)
+
+
+def test_simulation_check_rejects_bad_n():
+    from plo_risk.planning import simulation_check
+
+    with pytest.raises(PlanningError, match=r"repetitions=0"):
+        simulation_check(100, repetitions=0)
