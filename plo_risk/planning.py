@@ -137,6 +137,9 @@ class SampleSize:
     r2_cox_snell, max_r2, r2_nagelkerke : float
     shrinkage : float
         The shrinkage the final N achieves (the larger of criteria 1 and 2).
+    cumulative_incidence : tuple of float or None
+        Survival: the cumulative incidence at the timepoint with its 95% CI at
+        criterion 3's N (estimate, lower, upper), as pmsampsize reports it.
     """
 
     outcome: str
@@ -150,6 +153,7 @@ class SampleSize:
     max_r2: float
     r2_nagelkerke: float
     shrinkage: float
+    cumulative_incidence: tuple[float, float, float] | None = None
 
     def __str__(self) -> str:
         lines = [
@@ -164,6 +168,12 @@ class SampleSize:
         lines.append(
             f"{'Final (' + self.binding + ')':<52}{self.n:>8}{self.shrinkage:>11.3f}"
         )
+        if self.cumulative_incidence is not None:
+            est, lo, hi = self.cumulative_incidence
+            lines.append(
+                f"Cumulative incidence at the timepoint: {est:.3f} "
+                f"(95% CI {lo:.3f} to {hi:.3f})"
+            )
         lines.append(
             f"Events: {self.events}; events per parameter: "
             f"{self.events_per_parameter:.2f}"
@@ -273,7 +283,8 @@ def sample_size(
                 f"r2={r2!r} and c_statistic={c_statistic!r}: give one of them, not both"
             )
         if r2 is None:
-            r2 = cox_snell_from_c_statistic(c_statistic, prevalence)
+            # pmsampsize rounds its approximation to four decimals before use.
+            r2 = round(cox_snell_from_c_statistic(c_statistic, prevalence), 4)
     r2 = _check_open_unit("r2", r2, "the anticipated Cox-Snell R2")
     if shrinkage <= r2:
         raise PlanningError(
@@ -315,6 +326,13 @@ def sample_size(
         # and takes that N for criterion 3.
         n3 = max(n1, n2)
         criteria.append(("3: cumulative incidence at the timepoint", n3, math.nan))
+        person_time = round(mean_follow_up * n3, 1)
+        half = _Z * math.sqrt(rate / person_time)
+        cumulative = (
+            1 - math.exp(-rate * timepoint),
+            1 - math.exp(-(rate - half) * timepoint),
+            1 - math.exp(-(rate + half) * timepoint),
+        )
     n = max(c[1] for c in criteria)
     binding = next(c[0] for c in criteria if c[1] == n).split(":")[0]
     expected = n * share
@@ -330,6 +348,7 @@ def sample_size(
         max_r2=float(max_r2),
         r2_nagelkerke=float(r2 / max_r2),
         shrinkage=max(shrinkage, s2),
+        cumulative_incidence=cumulative if outcome == "survival" else None,
     )
 
 

@@ -89,10 +89,13 @@ def test_c_statistic_matches_large_simulation():
     """pmsampsize's cstat2rsq (Riley, Van Calster, Collins Stat Med 2021;
     doi:10.1002/sim.9025) simulates 1e6 patients with R's seed 123456; our
     quadrature is that simulation's limit. Two numpy simulations of 2e6 patients
-    gave 0.2910 and 0.2906 for C=0.89, prevalence 0.174."""
+    gave 0.2910 and 0.2906 for C=0.89, prevalence 0.174 (the pmsampsize help
+    page example, which prints no expected output). Like pmsampsize we round the
+    R2 to four decimals before the criteria."""
     assert cox_snell_from_c_statistic(0.89, 0.174) == pytest.approx(0.2908, abs=0.001)
     result = sample_size(parameters=24, prevalence=0.174, c_statistic=0.89)
-    assert result.n == pytest.approx(660, abs=3)
+    assert result.r2_cox_snell == 0.291
+    assert [c[1] for c in result.criteria] == [615, 660, 221]
 
 
 @pytest.mark.parametrize(
@@ -160,3 +163,16 @@ def test_simulation_check_rejects_bad_n():
 
     with pytest.raises(PlanningError, match=r"repetitions=0"):
         simulation_check(100, repetitions=0)
+
+
+def test_survival_cumulative_incidence_precision():
+    """Criterion 3 of Riley et al. BMJ 2020 (doi:10.1136/bmj.m441), computed as
+    pmsampsize_surv.R does: 1 - exp(-0.065 x 2) = 0.122 at N=5143, with the CI
+    from the rate's standard error over 5143 x 2.07 person-years."""
+    result = sample_size(
+        parameters=30, r2=0.051, rate=0.065, timepoint=2, mean_follow_up=2.07
+    )
+    est, lo, hi = result.cumulative_incidence
+    assert round(est, 3) == 0.122
+    assert (round(lo, 3), round(hi, 3)) == (0.113, 0.130)
+    assert "Cumulative incidence" in str(result)
