@@ -12,6 +12,7 @@ The package is built in stages, each importing only from the stages below it
 ``plo_risk.report``    the model card (TRIPOD+AI)
 ``plo_risk.training``  experiments, MLflow, the champion
 ``plo_risk.cli``       the ``plo-risk`` command
+``plo_risk.planning``  minimum development sample size (Riley et al.)
 
 The public API is what ``__all__`` lists; everything else is private.
 """
@@ -37,6 +38,7 @@ from plo_risk.model import (
     recalibrate,
     sign_bundle,
 )
+from plo_risk.planning import PlanningError, sample_size, simulation_check
 from plo_risk.report import model_card
 from plo_risk.serve import RiskAssessment, RiskModel, ScoreSummary, score_cohort
 from plo_risk.training import compare, load_experiment, train
@@ -44,6 +46,7 @@ from plo_risk.utils.version import __version__
 
 __all__ = [
     "BundleError",
+    "PlanningError",
     "Catalog",
     "Feature",
     "RiskAssessment",
@@ -65,8 +68,10 @@ __all__ = [
     "make_model",
     "model_card",
     "recalibrate",
+    "sample_size",
     "score_cohort",
     "sign_bundle",
+    "simulation_check",
     "train",
     "validate_frame",
     "validate_record",

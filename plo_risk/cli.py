@@ -47,6 +47,7 @@ from plo_risk.data.synthetic import reference_check as run_reference_check
 from plo_risk.evaluate.external import external_validation
 from plo_risk.model.bundle import BundleError, bundle_digest, sign_bundle
 from plo_risk.model.signing import SigningKeyError, generate_signing_key
+from plo_risk.planning import PlanningError, sample_size, simulation_check
 from plo_risk.report import SEED_CASE, metric_label, model_card
 from plo_risk.serve.risk_model import SETTINGS, RiskModel
 from plo_risk.serve.scoring import ENGINES, EXPLAIN_OPTIONS, ScoringError, score_cohort
@@ -1145,6 +1146,72 @@ def sign(
         soft_wrap=True,
         highlight=False,
     )
+
+
+@app.command()
+def plan(
+    parameters: Annotated[
+        int, typer.Option(help="Candidate predictor parameters (degrees of freedom).")
+    ],
+    prevalence: Annotated[
+        float | None, typer.Option(help="Binary outcome: anticipated prevalence.")
+    ] = None,
+    c_statistic: Annotated[
+        float | None,
+        typer.Option(help="Anticipated C statistic (binary), when --r2 is unknown."),
+    ] = None,
+    r2: Annotated[
+        float | None, typer.Option("--r2", help="Anticipated Cox-Snell R2.")
+    ] = None,
+    shrinkage: Annotated[
+        float, typer.Option(help="Target global shrinkage factor (criterion 1).")
+    ] = 0.9,
+    rate: Annotated[
+        float | None, typer.Option(help="Survival: event rate per time unit.")
+    ] = None,
+    timepoint: Annotated[
+        float | None, typer.Option(help="Survival: time of the cumulative incidence.")
+    ] = None,
+    mean_follow_up: Annotated[
+        float | None, typer.Option(help="Survival: anticipated mean follow-up.")
+    ] = None,
+    check: Annotated[
+        int | None,
+        typer.Option(
+            "--check",
+            help="Also fit a logistic model on this many synthetic cohorts of the "
+            "planned N and print the share with calibration slope >= 0.9.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of --check.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
+) -> None:
+    """Minimum development sample size (Riley et al. 2019, BMJ 2020; pmsampsize)."""
+    try:
+        result = sample_size(
+            parameters=parameters,
+            prevalence=prevalence,
+            c_statistic=c_statistic,
+            r2=r2,
+            shrinkage=shrinkage,
+            rate=rate,
+            timepoint=timepoint,
+            mean_follow_up=mean_follow_up,
+        )
+    except PlanningError as exc:
+        _fail(str(exc))
+    console.print(str(result), soft_wrap=True, highlight=False)
+    if check is not None:
+        if result.outcome != "binary":
+            _fail("--check: only for a binary outcome (give --prevalence)")
+        try:
+            with _step(f"fitting {check} synthetic cohorts of {result.n}", quiet):
+                checked = simulation_check(
+                    result.n, repetitions=check, prevalence=prevalence, seed=seed
+                )
+        except PlanningError as exc:
+            _fail(str(exc))
+        console.print(str(checked), soft_wrap=True, highlight=False)
 
 
 @app.command("reference-check")

@@ -31,6 +31,7 @@ VERBS = (
     "demo",
     "keygen",
     "sign",
+    "plan",
 )
 
 
@@ -511,3 +512,31 @@ def test_assess_reads_utf16_and_a_byte_order_mark(tmp_path, encoding):
     )
     # read: the next thing to fail is the missing model
     assert result.exit_code == 2 and "--model" in result.output
+
+
+def test_plan_prints_the_criteria():
+    """pmsampsize's binary example (Riley et al. BMJ 2020, doi:10.1136/bmj.m441)."""
+    result = runner.invoke(
+        app, ["plan", "--prevalence", "0.174", "--r2", "0.288", "--parameters", "24"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "662" in result.stdout
+    assert "criterion 2" in result.stdout
+
+
+def test_plan_c_statistic_and_check():
+    result = runner.invoke(
+        app,
+        ["plan", "--prevalence", "0.3", "--c-statistic", "0.7", "--parameters", "3"]
+        + ["--check", "1", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "calibration slope >= 0.9" in result.stdout
+
+
+def test_plan_bad_prevalence_names_the_field():
+    result = runner.invoke(
+        app, ["plan", "--prevalence", "1.5", "--r2", "0.1", "--parameters", "5"]
+    )
+    assert result.exit_code == 2
+    assert "prevalence=1.5" in result.stderr
