@@ -1212,6 +1212,12 @@ def plan(
         except PlanningError as exc:
             _fail(str(exc))
         console.print(str(checked), soft_wrap=True, highlight=False)
+        if checked.parameters and checked.parameters != parameters:
+            _warn(
+                f"the plan assumed {parameters} parameters; the model checked has "
+                f"{checked.parameters}: plan with --parameters {checked.parameters} "
+                "to check the pipeline's own N"
+            )
 
 
 @app.command("reference-check")

@@ -366,6 +366,9 @@ class SimulationCheck:
     share_slope_ok : float
         Share of repetitions with calibration slope >= ``threshold``.
     threshold : float
+    parameters : int
+        Columns of the model fitted (the feature pipeline's output): compare it
+        with the ``parameters`` the plan assumed.
     """
 
     n: int
@@ -373,12 +376,14 @@ class SimulationCheck:
     slopes: tuple[float, ...]
     share_slope_ok: float
     threshold: float
+    parameters: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.share_slope_ok:.0%} of {self.repetitions} development cohorts "
             f"of {self.n} had calibration slope >= {self.threshold} "
-            f"(median {np.median(self.slopes):.2f})"
+            f"(median {np.nanmedian(self.slopes):.2f}; unpenalised logistic "
+            f"regression on the feature pipeline, {self.parameters} parameters)"
         )
 
 
@@ -440,6 +445,7 @@ def simulation_check(
     valid = generate_cohort(validation_n, seed=seed, **common)
     y_valid = valid[OUTCOME_COLUMN].to_numpy(dtype=np.float64)
     slopes = []
+    parameters = 0
     for rep in range(repetitions):
         dev = generate_cohort(n, seed=seed + 1 + rep, **common)
         y = dev[OUTCOME_COLUMN].to_numpy()
@@ -452,6 +458,7 @@ def simulation_check(
             LogisticRegression(C=np.inf, max_iter=2000),
         )
         model.fit(dev.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN]), y)
+        parameters = int(model[-1].coef_.shape[1])
         p = model.predict_proba(valid.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN]))[
             :, 1
         ]
@@ -463,4 +470,5 @@ def simulation_check(
         slopes=tuple(slopes),
         share_slope_ok=float(ok.mean()),
         threshold=threshold,
+        parameters=parameters,
     )
