@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PSI_ALERT", "psi", "quantile_edges"]
+__all__ = ["PSI_ALERT", "bin_shares", "psi", "quantile_edges"]
 
 #: PSI above this is a major shift (the usual 0.1 / 0.25 rule of thumb).
 PSI_ALERT = 0.25
