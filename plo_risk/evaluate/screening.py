@@ -190,7 +190,7 @@ def _check_risks(risks) -> np.ndarray:
     bad = ~np.isfinite(r) | (r < 0) | (r > 1)
     if bad.any():
         raise ScreeningPolicyError(
-            f"risks[{int(np.argmax(bad))}]={r[bad][0]!r}: must be in [0, 1]"
+            f"risks[{int(np.argmax(bad))}]={float(r[bad][0])!r}: must be in [0, 1]"
         )
     return r
 
@@ -213,7 +213,10 @@ def _wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Exact ends at k = 0 and k = n (rounding would leave them off by 1e-17).
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return (low, high)
 
 
 @dataclass(frozen=True)
