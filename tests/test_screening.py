@@ -116,18 +116,20 @@ def test_nns_bootstrap_is_seeded_and_brackets():
 
 
 def test_oracle_top5_detection_population():
-    cohort = generate_cohort(20_000, setting="population", seed=11)
-    y = cohort["fracture"].to_numpy() if "fracture" in cohort else None
-    assert y is not None
+    # At the population's own rate (~0.02%) 20,000 rows hold ~4 fractures, too
+    # few to measure; prevalence=0.05 keeps the structural model's ranking.
+    cohort = generate_cohort(20_000, setting="population", prevalence=0.05, seed=11)
     m = screening_metrics(
-        y,
+        cohort["fracture"].to_numpy(),
         cohort["true_risk"].to_numpy(),
         ScreeningPolicy(kind="top_share", share=0.05),
         n_boot=50,
     )
-    # the oracle finds several times more fractures in its top 5% than 5%
-    assert m.detection[5].value > 0.15
-    assert m.detection[5].low > 0.05
+    # measured: 969 fractures, 72% of them in the oracle's top 5% (CI 69-75%),
+    # 21% in the top 1%, 89% in the top 10%
+    assert m.n_events > 500
+    assert m.detection[5].low > 0.5
+    assert m.detection[1].value < m.detection[5].value < m.detection[10].value
     assert m.sensitivity.value == pytest.approx(m.detection[5].value)
 
 
@@ -171,3 +173,11 @@ def test_bad_inputs():
         POLICIES[0].flag([0.1, 1.5])
     with pytest.raises(ScreeningPolicyError, match="same length"):
         screening_metrics([0, 1], [0.1], POLICIES[0])
+
+
+def test_screening_figure():
+    from plo_risk.evaluate.plots import screening_figure
+
+    y, risk = _data(0)
+    fig = screening_figure(y, risk, "model")
+    assert fig.axes[0].get_title().startswith("Screening curve")
