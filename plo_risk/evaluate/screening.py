@@ -40,6 +40,7 @@ from scipy.stats import norm
 
 __all__ = [
     "KINDS",
+    "Estimate",
     "ScreeningMetrics",
     "ScreeningPolicy",
     "ScreeningPolicyError",
