@@ -31,6 +31,13 @@ from plo_risk.evaluate.metrics import (
     suppress_small_cells,
 )
 from plo_risk.evaluate.model_evaluation import ModelEvaluation, evaluate_model
+from plo_risk.evaluate.screening import (
+    ScreeningMetrics,
+    ScreeningPolicy,
+    ScreeningPolicyError,
+    screening_curve,
+    screening_metrics,
+)
 from plo_risk.evaluate.survival import (
     brier_at,
     evaluate_horizon_subgroups,
@@ -46,6 +53,9 @@ __all__ = [
     "EvalData",
     "ExternalValidation",
     "ModelEvaluation",
+    "ScreeningMetrics",
+    "ScreeningPolicy",
+    "ScreeningPolicyError",
     "ThresholdMetrics",
     "age_band",
     "auprc",
@@ -69,6 +79,8 @@ __all__ = [
     "net_benefit",
     "net_benefit_at",
     "parity_band",
+    "screening_curve",
+    "screening_metrics",
     "sensitivity_specificity",
     "suppress_small_cells",
     "time_dependent_auroc",

@@ -19,6 +19,7 @@ from plo_risk.evaluate.metrics import (
     decision_curve,
     loess_calibration_curve,
 )
+from plo_risk.evaluate.screening import screening_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,6 +31,7 @@ __all__ = [
     "figure",
     "importance_figure",
     "roc_figure",
+    "screening_figure",
     "smoothed_calibration",
 ]
 
@@ -135,6 +137,24 @@ def decision_figure(
     ax.set_xlabel("threshold probability")
     ax.set_ylabel("net benefit (true positives per patient)")
     ax.set_title("Decision curve")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def screening_figure(y: np.ndarray, p: np.ndarray, name: str) -> Figure:
+    """Cumulative gains: share of fractures found vs share sent for DXA."""
+    curve = screening_curve(y, p)
+    fig = figure(6, 4.2)
+    ax = fig.add_subplot()
+    ax.plot(curve["share_flagged"], curve["share_found"], lw=1.5, label=name)
+    ax.plot([0, 1], [0, 1], ls="--", lw=1, color="grey", label="random")
+    for k, pct in enumerate((1, 5, 10)):
+        ax.axvline(pct / 100, color=f"C{k + 3}", ls=":", lw=1, label=f"top {pct}%")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("share of the cohort screened (highest risk first)")
+    ax.set_ylabel("share of fractures found")
+    ax.set_title("Screening curve (cumulative gains)")
     ax.legend(fontsize=8)
     return fig
 
