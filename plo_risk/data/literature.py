@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from plo_risk.utils.intervals import Z95 as _Z95
+from plo_risk.utils.intervals import wilson
+
 __all__ = [
     "LiteratureError",
     "Scorecard",
@@ -36,7 +39,6 @@ __all__ = [
 ]
 
 _WIDEN = 1.5
-_Z95 = 1.959963984540054
 _KINDS = ("proportion", "rate_per_million", "mean")
 
 
@@ -75,13 +77,6 @@ def load_literature(path: str | Path | None = None) -> list[dict[str, Any]]:
     if problems:
         raise LiteratureError(f"{path}: " + "; ".join(problems))
     return stats
-
-
-def _wilson(p: float, n: float) -> tuple[float, float]:
-    z2 = _Z95**2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z95 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return centre - half, centre + half
 
 
 # ------------------------------------------------------------ case definitions
@@ -400,7 +395,7 @@ def check_statistics(
             lo, hi = v - _Z95 * se, v + _Z95 * se
         else:
             unit = 1e6 if s["kind"] == "rate_per_million" else 1.0
-            lo, hi = (b * unit for b in _wilson(v / unit, n))
+            lo, hi = (b * unit for b in wilson(v / unit, n))
             se = np.sqrt((v / unit) * (1 - v / unit) / n) * unit
         lower, upper = v - _WIDEN * (v - lo), v + _WIDEN * (hi - v)
         se_all = np.sqrt(se**2 + (se_sim if np.isfinite(se_sim) else 0.0) ** 2)

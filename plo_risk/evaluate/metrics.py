@@ -33,6 +33,7 @@ from scipy.special import expit, logit
 
 from plo_risk.evaluate.loess import loess_fit
 from plo_risk.model.glm import logistic_irls, one_blas_thread, rcs_design
+from plo_risk.utils.intervals import wilson
 
 __all__ = [
     "ThresholdMetrics",
@@ -908,19 +909,13 @@ def calibration_curve(
     keep = count > 0
     count, events, sum_p = count[keep], events[keep], sum_p[keep]
     rate = events / count
-    z = 1.959963984540054
-    centre = (rate + z**2 / (2 * count)) / (1 + z**2 / count)
-    half = (
-        z
-        / (1 + z**2 / count)
-        * np.sqrt(rate * (1 - rate) / count + z**2 / (4 * count**2))
-    )
+    low, high = wilson(rate, count)
     return pd.DataFrame(
         {
             "mean_predicted": sum_p / count,
             "observed_rate": rate,
-            "observed_lower": np.clip(centre - half, 0, 1),
-            "observed_upper": np.clip(centre + half, 0, 1),
+            "observed_lower": np.clip(low, 0, 1),
+            "observed_upper": np.clip(high, 0, 1),
             "count": count,
             "n_events": events.astype(np.int64),
         }

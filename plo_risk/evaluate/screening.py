@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from plo_risk.utils.intervals import wilson
+
 __all__ = [
     "KINDS",
     "Estimate",
@@ -209,14 +211,10 @@ def _top(r: np.ndarray, share: float) -> np.ndarray:
 def _wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     if n == 0:
         return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + level / 2))
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    low, high = wilson(k / n, n, float(norm.ppf(0.5 + level / 2)))
     # Exact ends at k = 0 and k = n (rounding would leave them off by 1e-17).
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
+    low = 0.0 if k == 0 else max(0.0, float(low))
+    high = 1.0 if k == n else min(1.0, float(high))
     return (low, high)
 
 
