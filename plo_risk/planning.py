@@ -19,14 +19,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from plo_risk.data.synthetic import ORACLE_COLUMN, OUTCOME_COLUMN, generate_cohort
+from plo_risk.evaluate.metrics import calibration_slope_intercept
 from plo_risk.model.features import build_pipeline
-from plo_risk.model.glm import logistic_irls
 
 __all__ = [
     "PlanningError",
@@ -387,13 +387,6 @@ class SimulationCheck:
         )
 
 
-def _calibration_slope(p: np.ndarray, y: np.ndarray) -> float:
-    lp = special.logit(np.clip(p, 1e-12, 1 - 1e-12))
-    design = np.column_stack([np.ones_like(lp), lp])
-    beta, _, _ = logistic_irls(design, y, np.ones_like(lp), beta=np.array([0.0, 1.0]))
-    return float(beta[1])
-
-
 def simulation_check(
     n: int,
     *,
@@ -462,7 +455,7 @@ def simulation_check(
         p = model.predict_proba(valid.drop(columns=[OUTCOME_COLUMN, ORACLE_COLUMN]))[
             :, 1
         ]
-        slopes.append(_calibration_slope(p, y_valid))
+        slopes.append(calibration_slope_intercept(y_valid, p)[0])
     ok = np.array([s >= threshold for s in slopes])
     return SimulationCheck(
         n=int(n),
