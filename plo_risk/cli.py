@@ -460,7 +460,12 @@ def _run_experiment(kind: str, config: Path, quiet: bool):
     }[kind]
     try:
         result = _with_progress(lambda say: run(config, progress=say), quiet)
-    except (training.ConfigError, training.PromotionError, FileNotFoundError) as exc:
+    except (
+        training.ConfigError,
+        training.PromotionError,
+        tuning.TuningError,
+        FileNotFoundError,
+    ) as exc:
         _fail(str(exc))
     if kind == "tune":
         console.print(_tuned_table(result))

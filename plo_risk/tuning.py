@@ -39,11 +39,17 @@ from plo_risk.training import (
     run_planned,
 )
 
-__all__ = ["KIND_TAG", "TuneResult", "TunedModel", "tune_experiment"]
+__all__ = ["KIND_TAG", "TuneResult", "TunedModel", "TuningError", "tune_experiment"]
 
 #: Tag of the parent run (``tune``) and of each nested run (``trial``).
 KIND_TAG = "plo_risk.kind"
 TUNED_SUFFIX = "-tuned"
+
+
+class TuningError(RuntimeError):
+    """A search that gave no usable best trial (every trial pruned or stopped by
+    the timeout, or a best value that is not finite)."""
+
 
 #: Direction of each objective.
 _MAXIMIZE = {"auroc": True, "log_loss": False}
@@ -198,14 +204,14 @@ def _search(
     )
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        raise RuntimeError(
+        raise TuningError(
             f"{spec.name}: no trial of {len(study.trials)} completed (all pruned or "
             "stopped by the timeout); raise tune.n_trials or tune.timeout"
         )
     best = study.best_trial
     value = float(best.value)
     if not math.isfinite(value):
-        raise RuntimeError(f"{spec.name}: the best cv {cfg.metric} is {value}")
+        raise TuningError(f"{spec.name}: the best cv {cfg.metric} is {value}")
     mlflow.log_params(
         {f"{spec.name}.best.{k}": v for k, v in best.params.items()}
         | {f"{spec.name}.n_trials": len(study.trials)}
@@ -252,6 +258,8 @@ def tune_experiment(
     ------
     ConfigError
         If the experiment is invalid or no model declares ``tune``.
+    TuningError
+        If a search gives no usable best trial.
     """
     exp = load_experiment(config)
     to_tune = [s for s in exp.model_specs if s.tune is not None]

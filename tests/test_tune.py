@@ -12,7 +12,7 @@ from plo_risk.cli import app
 from plo_risk.data.schema import ID_COLUMN, OUTCOME_COLUMN
 from plo_risk.data.synthetic import generate_cohort
 from plo_risk.training import ConfigError, load_experiment
-from plo_risk.tuning import KIND_TAG, tune_experiment
+from plo_risk.tuning import KIND_TAG, TuningError, tune_experiment
 
 N_TRIALS = 3
 
@@ -206,3 +206,29 @@ def test_the_shipped_tune_experiment_parses():
     exp = load_experiment("training/tune.yaml")
     tuned = {s.name: s.tune for s in exp.model_specs if s.tune is not None}
     assert set(tuned) == {"xgboost", "hist_gradient_boosting", "logistic_regression"}
+
+
+def test_a_search_with_no_complete_trial_is_a_clear_cli_error(tmp_path, monkeypatch):
+    import optuna
+
+    train = generate_cohort(300, seed=21).drop(columns=[ID_COLUMN, "fracture_month"])
+    test = generate_cohort(200, seed=22).drop(columns=[ID_COLUMN, "fracture_month"])
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            _config(tmp_path / "train.csv", tmp_path / "test.csv"), sort_keys=False
+        )
+    )
+    # A study that runs no trial (as a timeout before the first one would).
+    monkeypatch.setattr(optuna.Study, "optimize", lambda self, *a, **k: None)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TuningError, match="no trial of 0 completed"):
+        tune_experiment(config)
+    cli = CliRunner().invoke(app, ["tune", "--config", str(config)])
+    assert cli.exit_code == 2, cli.output
+    assert "no trial of 0 completed" in cli.output
+    assert "Traceback" not in cli.output
